@@ -1,0 +1,96 @@
+//! The canonical dataset: load and validate `events.parquet`, index it by time, and
+//! generate a realistic one when there is none.
+
+mod columns;
+mod error;
+pub mod generate;
+mod index;
+mod kitchens;
+mod load;
+
+use std::path::{Path, PathBuf};
+
+pub use error::DatasetError;
+pub use index::{EventIndex, IndexBuilder, RawEvent};
+pub use kitchens::{Kitchen, builtin_kitchens, read_kitchens};
+pub use load::read_events;
+
+/// Where the product looks for a dataset when none is named.
+pub const DEFAULT_DIR: &str = "data/canonical_dataset";
+
+/// The events file inside a dataset directory.
+pub const EVENTS_FILE: &str = "events.parquet";
+
+/// The kitchens file inside a dataset directory (optional).
+pub const LOCATIONS_FILE: &str = "locations.parquet";
+
+/// A loaded dataset: the time-ordered events and the kitchens.
+#[derive(Debug)]
+pub struct Dataset {
+    pub dir: PathBuf,
+    pub events: EventIndex,
+    pub kitchens: Vec<Kitchen>,
+}
+
+impl Dataset {
+    /// Opens the dataset directory `dir`: reads, checks and indexes `events.parquet`, and
+    /// reads `locations.parquet` when it is there.
+    pub fn open(dir: &Path) -> Result<Dataset, DatasetError> {
+        let events_path = dir.join(EVENTS_FILE);
+        if !events_path.is_file() {
+            let message = if dir.is_dir() {
+                format!(
+                    "no {EVENTS_FILE} here (run `caspers-replay generate --out {}` to make one)",
+                    dir.display()
+                )
+            } else {
+                format!(
+                    "no such dataset directory (run `caspers-replay generate --out {}`)",
+                    dir.display()
+                )
+            };
+            return Err(DatasetError::Io {
+                path: dir.into(),
+                message,
+            });
+        }
+        let events = read_events(&events_path)?;
+        let locations_path = dir.join(LOCATIONS_FILE);
+        let kitchens = if locations_path.is_file() {
+            read_kitchens(&locations_path)?
+        } else {
+            builtin_kitchens()
+        };
+        Ok(Dataset {
+            dir: dir.into(),
+            events,
+            kitchens,
+        })
+    }
+
+    /// The first event's time: where a replay starts.
+    pub fn start(&self) -> i64 {
+        self.events.first_ts().unwrap_or(0)
+    }
+
+    /// The time just past the last event: no event is at or after it.
+    pub fn end(&self) -> i64 {
+        self.events.last_ts().map_or(0, |t| t + 1)
+    }
+
+    /// The dataset's first midnight (UTC): day N of the dataset starts N days after it.
+    pub fn day_zero(&self) -> i64 {
+        self.start().div_euclid(crate::time::DAY) * crate::time::DAY
+    }
+
+    /// Whole days the dataset spans, from day zero to its last event (at least 1): a loop
+    /// shifts every event by this many days.
+    pub fn span_days(&self) -> i64 {
+        ((self.end() - self.day_zero() + crate::time::DAY - 1) / crate::time::DAY).max(1)
+    }
+
+    /// The kitchen with `location_id`, if the dataset knows it.
+    pub fn kitchen(&self, location_id: u8) -> Option<&Kitchen> {
+        self.kitchens.iter().find(|k| k.location_id == location_id)
+    }
+}

@@ -1,0 +1,12 @@
+//! caspers-replay: replays the Casper's Kitchens canonical dataset as batch files and as a
+//! live feed.
+//!
+//! The parts, each standing on the one before:
+//! - [`dataset`]: load, validate and index `events.parquet`; generate one.
+//! - [`events`]: the one expansion of an event to its canonical JSON.
+//! - [`time`]: the one time conversion (Unix seconds, UTC).
+
+pub mod dataset;
+pub mod events;
+pub mod progress;
+pub mod time;
