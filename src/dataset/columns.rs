@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -92,22 +92,25 @@ fn expected_text(kind: Kind) -> &'static str {
     }
 }
 
-/// Reads the `specs` columns of the parquet file at `path`, calling `each` once per batch.
-/// Returns the file's row count.
-pub fn read_columns(
+/// Reads the `specs` columns of the parquet file at `path`, calling `each` once per batch
+/// in file order. Decoding runs on a thread of its own, which also runs `prepare` on each
+/// batch, so the two halves of a load share the machine's cores. Returns the row count.
+pub fn read_columns<P: Send>(
     path: &Path,
     specs: &[ColumnSpec],
-    mut each: impl FnMut(&Batch) -> Result<(), DatasetError>,
+    prepare: impl Fn(&Batch) -> P + Send,
+    mut each: impl FnMut(&Batch, P) -> Result<(), DatasetError>,
 ) -> Result<usize, DatasetError> {
     let file = File::open(path).map_err(|e| DatasetError::Io {
         path: path.into(),
         message: format!("cannot open: {e}"),
     })?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DatasetError::NotParquet {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+    let not_parquet = |message: String| DatasetError::NotParquet {
+        path: path.into(),
+        message,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| not_parquet(e.to_string()))?;
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let schema = Arc::clone(builder.schema());
 
@@ -143,17 +146,9 @@ pub fn read_columns(
         .with_projection(mask)
         .with_batch_size(64 * 1024)
         .build()
-        .map_err(|e| DatasetError::NotParquet {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| not_parquet(e.to_string()))?;
 
-    let mut first_row = 0;
-    for batch in reader {
-        let batch = batch.map_err(|e| DatasetError::NotParquet {
-            path: path.into(),
-            message: format!("cannot decode rows from {first_row}: {e}"),
-        })?;
+    let decode = move |first_row: usize, batch: RecordBatch| -> Result<Batch, DatasetError> {
         let mut columns = Vec::with_capacity(specs.len());
         for (spec, present) in specs.iter().zip(&found) {
             if !present {
@@ -174,13 +169,40 @@ pub fn read_columns(
             };
             columns.push(Some(array));
         }
-        let len = batch.num_rows();
-        each(&Batch {
+        Ok(Batch {
             first_row,
-            len,
+            len: batch.num_rows(),
             columns,
-        })?;
-        first_row += len;
-    }
-    Ok(rows)
+        })
+    };
+
+    std::thread::scope(|scope| {
+        // Two batches in flight: enough to overlap, little memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        scope.spawn(move || {
+            let mut first_row = 0;
+            for batch in reader {
+                let decoded = batch
+                    .map_err(|e| not_parquet(format!("cannot decode rows from {first_row}: {e}")))
+                    .and_then(|b| decode(first_row, b))
+                    .map(|b| {
+                        let prepared = prepare(&b);
+                        (b, prepared)
+                    });
+                let failed = decoded.is_err();
+                if let Ok((b, _)) = &decoded {
+                    first_row += b.len;
+                }
+                if tx.send(decoded).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        // Leaving early (on an error) drops `rx`, which stops the decoding thread.
+        for decoded in rx {
+            let (batch, prepared) = decoded?;
+            each(&batch, prepared)?;
+        }
+        Ok(rows)
+    })
 }

@@ -66,7 +66,7 @@ const COLUMNS: [ColumnSpec; 5] = [
 /// Reads `locations.parquet`.
 pub fn read_kitchens(path: &Path) -> Result<Vec<Kitchen>, DatasetError> {
     let mut kitchens = Vec::new();
-    read_columns(path, &COLUMNS, |b| {
+    read_columns(path, &COLUMNS, |_| (), |b, ()| {
         let (ids, names) = (b.int(0).expect("required"), b.text(1).expect("required"));
         let (lats, lons) = (b.float(2).expect("required"), b.float(3).expect("required"));
         let codes = b.text(4);

@@ -58,12 +58,17 @@ const TS_RANGE: std::ops::RangeInclusive<i64> = -62_167_219_200..=253_402_300_79
 /// Reads, checks and indexes the events file at `path`.
 pub fn read_events(path: &Path) -> Result<EventIndex, DatasetError> {
     let mut builder = IndexBuilder::default();
-    let rows = read_columns(path, &COLUMNS, |batch| {
-        if builder.is_empty() {
-            builder = IndexBuilder::with_capacity(batch.len.max(1));
-        }
-        push_batch(path, batch, &mut builder)
-    })?;
+    let rows = read_columns(
+        path,
+        &COLUMNS,
+        |batch| check_json(path, batch),
+        |batch, json_error| {
+            if builder.is_empty() {
+                builder = IndexBuilder::with_capacity(batch.len.max(1));
+            }
+            push_batch(path, batch, json_error, &mut builder)
+        },
+    )?;
     if builder.is_empty() {
         return Err(DatasetError::Empty { path: path.into() });
     }
@@ -75,14 +80,49 @@ fn text(a: &StringArray, i: usize) -> Option<&str> {
     (!a.is_null(i)).then(|| a.value(i))
 }
 
-/// Checks one batch's rows and hands them to the builder.
-fn push_batch(path: &Path, b: &Batch, builder: &mut IndexBuilder) -> Result<(), DatasetError> {
-    let bad = |column: usize, i: usize, message: String| DatasetError::BadValue {
+fn bad_value(path: &Path, b: &Batch, column: usize, i: usize, message: String) -> DatasetError {
+    DatasetError::BadValue {
         path: path.into(),
         column: COLUMNS[column].name.into(),
         row: b.first_row + i,
         message,
-    };
+    }
+}
+
+/// The first row of the batch whose items or route JSON does not parse, with its error.
+/// Runs on the decoding thread: parsing the JSON is a fifth of a load.
+fn check_json(path: &Path, b: &Batch) -> Option<(usize, DatasetError)> {
+    let (types, items, route) = (b.int(EVENT_TYPE_ID)?, b.text(ITEMS_JSON)?, b.text(ROUTE_JSON)?);
+    (0..b.len).find_map(|i| {
+        if types.is_null(i) {
+            return None;
+        }
+        let error = match EventType::from_id(types.value(i)) {
+            Some(EventType::OrderCreated) => {
+                let json = text(items, i)?;
+                let e = serde_json::from_str::<Vec<IgnoredAny>>(json).err()?;
+                bad_value(path, b, ITEMS_JSON, i, format!("not a JSON list of items ({e})"))
+            }
+            Some(EventType::DriverPickedUp) => {
+                let json = text(route, i)?;
+                let e = check_route(json.as_bytes()).err()?;
+                bad_value(path, b, ROUTE_JSON, i, format!("not a JSON list of [lat, lon] ({e})"))
+            }
+            _ => return None,
+        };
+        Some((i, error))
+    })
+}
+
+/// Checks one batch's rows and hands them to the builder. `json_error` is what
+/// [`check_json`] found; it is reported when its row comes, after any earlier row's error.
+fn push_batch(
+    path: &Path,
+    b: &Batch,
+    mut json_error: Option<(usize, DatasetError)>,
+    builder: &mut IndexBuilder,
+) -> Result<(), DatasetError> {
+    let bad = |column: usize, i: usize, message: String| bad_value(path, b, column, i, message);
     let null = |column: usize, i: usize| bad(column, i, "null in a required column".into());
 
     let (order_id, addr, items, route) = (
@@ -102,6 +142,9 @@ fn push_batch(path: &Path, b: &Batch, builder: &mut IndexBuilder) -> Result<(), 
     .map(|c| b.float(c).expect("required"));
 
     for i in 0..b.len {
+        if json_error.as_ref().is_some_and(|(row, _)| *row == i) {
+            return Err(json_error.take().expect("checked").1);
+        }
         let int = |k: usize, column: usize| -> Result<i64, DatasetError> {
             let a = ints[k];
             if a.is_null(i) {
@@ -226,4 +269,110 @@ fn push_batch(path: &Path, b: &Batch, builder: &mut IndexBuilder) -> Result<(), 
         builder.push(row);
     }
     Ok(())
+}
+
+/// Checks that `json` is a JSON list of `[number, number]` pairs. Hand-written because it
+/// runs over ~100 MB of routes per load and need not parse the numbers, only their syntax.
+fn check_route(json: &[u8]) -> Result<(), String> {
+    let mut p = Scanner { s: json, i: 0 };
+    p.expect(b'[')?;
+    if !p.eat(b']') {
+        loop {
+            p.expect(b'[')?;
+            p.number()?;
+            p.expect(b',')?;
+            p.number()?;
+            p.expect(b']')?;
+            if p.eat(b']') {
+                break;
+            }
+            p.expect(b',')?;
+        }
+    }
+    p.skip_ws();
+    match p.s.get(p.i) {
+        None => Ok(()),
+        Some(_) => Err(format!("trailing characters at byte {}", p.i)),
+    }
+}
+
+struct Scanner<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Scanner<'_> {
+    fn skip_ws(&mut self) {
+        while matches!(self.s.get(self.i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        self.skip_ws();
+        let hit = self.s.get(self.i) == Some(&c);
+        self.i += usize::from(hit);
+        hit
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at byte {}", c as char, self.i))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.s.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// A JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+    fn number(&mut self) -> Result<(), String> {
+        self.skip_ws();
+        let start = self.i;
+        let bad = |i: usize| Err(format!("expected a number at byte {i}"));
+        self.i += usize::from(self.s.get(self.i) == Some(&b'-'));
+        let int_start = self.i;
+        let int_digits = self.digits();
+        if int_digits == 0 || (int_digits > 1 && self.s[int_start] == b'0') {
+            return bad(start);
+        }
+        if self.s.get(self.i) == Some(&b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return bad(start);
+            }
+        }
+        if matches!(self.s.get(self.i), Some(b'e' | b'E')) {
+            self.i += 1;
+            self.i += usize::from(matches!(self.s.get(self.i), Some(b'+' | b'-')));
+            if self.digits() == 0 {
+                return bad(start);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_route;
+
+    #[test]
+    fn route_syntax() {
+        for ok in ["[]", " [ [37.5, -122.25] ,[1e3,-0.5E-2]] ", "[[0,0]]"] {
+            assert_eq!(check_route(ok.as_bytes()), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "[", "[[1,2]", "[[1,2],]", "[[1]]", "[[1,2,3]]", "[[01,2]]", "[[1.,2]]",
+            "[[\"1\",2]]", "[[1,2]] x", "[[NaN,2]]", "{}", "[[-,2]]", "[[1e,2]]",
+        ] {
+            assert!(check_route(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
 }
