@@ -1,6 +1,6 @@
 //! The `caspers-replay` command: a thin layer of argument parsing over the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -8,14 +8,16 @@ use clap::{Parser, Subcommand};
 
 use caspers_replay::dataset::{self, Dataset, generate::GenerateOptions};
 use caspers_replay::progress::Progress;
+use caspers_replay::time;
 
 /// Replays the Casper's Kitchens canonical dataset: batch files for Spark, a live feed for
 /// browsers.
 #[derive(Parser)]
 #[command(name = "caspers-replay", version, about, long_about = None)]
 struct Cli {
+    /// With no command: make the default dataset if it is missing, then show it.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -56,46 +58,59 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Generate { out, days, seed } => {
-            let opts = GenerateOptions {
-                days,
-                seed,
-                ..GenerateOptions::default()
-            };
-            let started = Instant::now();
-            let bar = Progress::new(u64::from(days), "generating days");
-            let summary =
-                dataset::generate::generate(&opts, &out, |done, _| bar.set(u64::from(done)))?;
-            bar.finish();
-            println!(
-                "wrote {} orders, {} events over {days} days to {} in {:.1} s",
-                summary.orders,
-                summary.events,
-                out.display(),
-                started.elapsed().as_secs_f64()
-            );
-            Ok(())
-        }
-        Command::Inspect { dataset } => {
-            let started = Instant::now();
-            let ds = Dataset::open(&dataset)?;
-            let ix = &ds.events;
-            println!(
-                "{}: {} events, {} .. {} ({} days), loaded in {:.2} s",
-                dataset.display(),
-                ix.len(),
-                caspers_replay::time::format_ts(ds.start()),
-                caspers_replay::time::format_ts(ds.end() - 1),
-                ds.span_days(),
-                started.elapsed().as_secs_f64()
-            );
-            for k in &ds.kitchens {
-                println!(
-                    "  kitchen {} {} ({}, {})",
-                    k.location_id, k.name, k.lat, k.lon
+        Some(Command::Generate { out, days, seed }) => generate(&out, days, seed),
+        Some(Command::Inspect { dataset }) => inspect(&dataset),
+        None => {
+            let dir = PathBuf::from(dataset::DEFAULT_DIR);
+            if !dir.join(dataset::EVENTS_FILE).is_file() {
+                log::info!(
+                    "no dataset at {}: generating the default one",
+                    dir.display()
                 );
+                generate(&dir, 90, 42)?;
             }
-            Ok(())
+            inspect(&dir)
         }
     }
+}
+
+fn generate(out: &Path, days: u32, seed: u64) -> anyhow::Result<()> {
+    let opts = GenerateOptions {
+        days,
+        seed,
+        ..GenerateOptions::default()
+    };
+    let started = Instant::now();
+    let bar = Progress::new(u64::from(days), "generating days");
+    let summary = dataset::generate::generate(&opts, out, |done, _| bar.set(u64::from(done)))?;
+    bar.finish();
+    println!(
+        "wrote {} orders, {} events over {days} days to {} in {:.1} s",
+        summary.orders,
+        summary.events,
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn inspect(dir: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let ds = Dataset::open(dir)?;
+    println!(
+        "{}: {} events, {} .. {} ({} days), loaded in {:.2} s",
+        dir.display(),
+        ds.events.len(),
+        time::format_ts(ds.start()),
+        time::format_ts(ds.end() - 1),
+        ds.span_days(),
+        started.elapsed().as_secs_f64()
+    );
+    for k in &ds.kitchens {
+        println!(
+            "  kitchen {} {} ({}, {})",
+            k.location_id, k.name, k.lat, k.lon
+        );
+    }
+    Ok(())
 }

@@ -40,6 +40,11 @@ pub struct Batch {
     /// Row number of the batch's first row in the file.
     pub first_row: usize,
     pub len: usize,
+    /// Rows in the whole file.
+    pub file_rows: usize,
+    /// Uncompressed bytes of each wanted column in the whole file (0 when absent): a
+    /// size hint, so that callers can allocate once.
+    pub file_bytes: Arc<Vec<usize>>,
     columns: Vec<Option<ArrayRef>>,
 }
 
@@ -109,8 +114,8 @@ pub fn read_columns<P: Send>(
         path: path.into(),
         message,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| not_parquet(e.to_string()))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| not_parquet(e.to_string()))?;
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let schema = Arc::clone(builder.schema());
 
@@ -141,6 +146,20 @@ pub fn read_columns<P: Send>(
             Err(_) => found.push(false),
         }
     }
+    let file_bytes: Arc<Vec<usize>> = Arc::new(
+        specs
+            .iter()
+            .map(|spec| {
+                let groups = builder.metadata().row_groups();
+                groups
+                    .iter()
+                    .flat_map(|g| g.columns())
+                    .filter(|c| c.column_path().parts() == [spec.name])
+                    .map(|c| usize::try_from(c.uncompressed_size()).unwrap_or(0))
+                    .sum()
+            })
+            .collect(),
+    );
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder
         .with_projection(mask)
@@ -172,6 +191,8 @@ pub fn read_columns<P: Send>(
         Ok(Batch {
             first_row,
             len: batch.num_rows(),
+            file_rows: rows,
+            file_bytes: Arc::clone(&file_bytes),
             columns,
         })
     };

@@ -35,6 +35,8 @@ pub struct EventIndex {
     progress: Vec<f32>,
     text: Vec<u32>,
     texts: Vec<TextRef>,
+    /// Order ids, back to back; `order_ends[k]` is where order k's id ends.
+    order_ids: Vec<u8>,
     order_ends: Vec<u32>,
     arena: Vec<u8>,
 }
@@ -65,9 +67,13 @@ pub struct IndexBuilder {
 }
 
 impl IndexBuilder {
-    pub fn with_capacity(rows: usize) -> Self {
+    /// A builder for about `rows` rows holding about `text_bytes` of addresses and JSON.
+    pub fn with_capacity(rows: usize, text_bytes: usize) -> Self {
         let mut b = IndexBuilder::default();
         let ix = &mut b.index;
+        // Escaping adds about one byte in ten to the items; minifying takes as much from
+        // the routes.
+        ix.arena.reserve(text_bytes + text_bytes / 8);
         ix.ts.reserve(rows);
         ix.sequence.reserve(rows);
         ix.location.reserve(rows);
@@ -99,8 +105,8 @@ impl IndexBuilder {
             .checked_sub(1)
             .is_some_and(|last| ix.order_id_bytes(last as u32) == row.order_id.as_bytes());
         if !same_order {
-            ix.arena.extend_from_slice(row.order_id.as_bytes());
-            ix.order_ends.push(arena_pos(&ix.arena));
+            ix.order_ids.extend_from_slice(row.order_id.as_bytes());
+            ix.order_ends.push(arena_pos(&ix.order_ids));
         }
         ix.order.push(ix.order_ends.len() as u32 - 1);
         ix.ts.push(row.ts_seconds);
@@ -149,6 +155,7 @@ impl IndexBuilder {
             progress: permute(&perm, &ix.progress),
             text: permute(&perm, &ix.text),
             texts: ix.texts,
+            order_ids: ix.order_ids,
             order_ends: ix.order_ends,
             arena: ix.arena,
         }
@@ -228,7 +235,7 @@ impl EventIndex {
             0 => 0,
             o => self.order_ends[o as usize - 1] as usize,
         };
-        &self.arena[start..end]
+        &self.order_ids[start..end]
     }
 
     /// (lat, lon) when set: the customer's on order_created and delivered, the driver's on
@@ -272,6 +279,7 @@ impl EventIndex {
         n * (8 + 2 + 1 + 1 + 4 + 4 + 4 + 4 + 4)
             + self.texts.capacity() * std::mem::size_of::<TextRef>()
             + self.order_ends.capacity() * 4
+            + self.order_ids.capacity()
             + self.arena.capacity()
     }
 }

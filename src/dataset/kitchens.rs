@@ -66,38 +66,43 @@ const COLUMNS: [ColumnSpec; 5] = [
 /// Reads `locations.parquet`.
 pub fn read_kitchens(path: &Path) -> Result<Vec<Kitchen>, DatasetError> {
     let mut kitchens = Vec::new();
-    read_columns(path, &COLUMNS, |_| (), |b, ()| {
-        let (ids, names) = (b.int(0).expect("required"), b.text(1).expect("required"));
-        let (lats, lons) = (b.float(2).expect("required"), b.float(3).expect("required"));
-        let codes = b.text(4);
-        for i in 0..b.len {
-            let bad = |column: &str, message: &str| DatasetError::BadValue {
-                path: path.into(),
-                column: column.into(),
-                row: b.first_row + i,
-                message: message.into(),
-            };
-            use arrow_array::Array;
-            if ids.is_null(i) || names.is_null(i) || lats.is_null(i) || lons.is_null(i) {
-                return Err(bad("location_id/name/lat/lon", "null in a required column"));
+    read_columns(
+        path,
+        &COLUMNS,
+        |_| (),
+        |b, ()| {
+            let (ids, names) = (b.int(0).expect("required"), b.text(1).expect("required"));
+            let (lats, lons) = (b.float(2).expect("required"), b.float(3).expect("required"));
+            let codes = b.text(4);
+            for i in 0..b.len {
+                let bad = |column: &str, message: &str| DatasetError::BadValue {
+                    path: path.into(),
+                    column: column.into(),
+                    row: b.first_row + i,
+                    message: message.into(),
+                };
+                use arrow_array::Array;
+                if ids.is_null(i) || names.is_null(i) || lats.is_null(i) || lons.is_null(i) {
+                    return Err(bad("location_id/name/lat/lon", "null in a required column"));
+                }
+                let location_id =
+                    u8::try_from(ids.value(i)).map_err(|_| bad("location_id", "outside 0..255"))?;
+                let name = names.value(i).to_string();
+                let code = match codes {
+                    Some(c) if !c.is_null(i) => c.value(i).to_string(),
+                    _ => name.to_lowercase().replace(' ', "_"),
+                };
+                kitchens.push(Kitchen {
+                    location_id,
+                    code,
+                    name,
+                    lat: lats.value(i),
+                    lon: lons.value(i),
+                });
             }
-            let location_id =
-                u8::try_from(ids.value(i)).map_err(|_| bad("location_id", "outside 0..255"))?;
-            let name = names.value(i).to_string();
-            let code = match codes {
-                Some(c) if !c.is_null(i) => c.value(i).to_string(),
-                _ => name.to_lowercase().replace(' ', "_"),
-            };
-            kitchens.push(Kitchen {
-                location_id,
-                code,
-                name,
-                lat: lats.value(i),
-                lon: lons.value(i),
-            });
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     kitchens.sort_by_key(|k| k.location_id);
     Ok(kitchens)
 }

@@ -64,7 +64,8 @@ pub fn read_events(path: &Path) -> Result<EventIndex, DatasetError> {
         |batch| check_json(path, batch),
         |batch, json_error| {
             if builder.is_empty() {
-                builder = IndexBuilder::with_capacity(batch.len.max(1));
+                let text = [CUSTOMER_ADDR, ITEMS_JSON, ROUTE_JSON].map(|c| batch.file_bytes[c]);
+                builder = IndexBuilder::with_capacity(batch.file_rows, text.iter().sum());
             }
             push_batch(path, batch, json_error, &mut builder)
         },
@@ -92,7 +93,11 @@ fn bad_value(path: &Path, b: &Batch, column: usize, i: usize, message: String) -
 /// The first row of the batch whose items or route JSON does not parse, with its error.
 /// Runs on the decoding thread: parsing the JSON is a fifth of a load.
 fn check_json(path: &Path, b: &Batch) -> Option<(usize, DatasetError)> {
-    let (types, items, route) = (b.int(EVENT_TYPE_ID)?, b.text(ITEMS_JSON)?, b.text(ROUTE_JSON)?);
+    let (types, items, route) = (
+        b.int(EVENT_TYPE_ID)?,
+        b.text(ITEMS_JSON)?,
+        b.text(ROUTE_JSON)?,
+    );
     (0..b.len).find_map(|i| {
         if types.is_null(i) {
             return None;
@@ -101,12 +106,24 @@ fn check_json(path: &Path, b: &Batch) -> Option<(usize, DatasetError)> {
             Some(EventType::OrderCreated) => {
                 let json = text(items, i)?;
                 let e = serde_json::from_str::<Vec<IgnoredAny>>(json).err()?;
-                bad_value(path, b, ITEMS_JSON, i, format!("not a JSON list of items ({e})"))
+                bad_value(
+                    path,
+                    b,
+                    ITEMS_JSON,
+                    i,
+                    format!("not a JSON list of items ({e})"),
+                )
             }
             Some(EventType::DriverPickedUp) => {
                 let json = text(route, i)?;
                 let e = check_route(json.as_bytes()).err()?;
-                bad_value(path, b, ROUTE_JSON, i, format!("not a JSON list of [lat, lon] ({e})"))
+                bad_value(
+                    path,
+                    b,
+                    ROUTE_JSON,
+                    i,
+                    format!("not a JSON list of [lat, lon] ({e})"),
+                )
             }
             _ => return None,
         };
@@ -369,8 +386,20 @@ mod tests {
             assert_eq!(check_route(ok.as_bytes()), Ok(()), "{ok}");
         }
         for bad in [
-            "", "[", "[[1,2]", "[[1,2],]", "[[1]]", "[[1,2,3]]", "[[01,2]]", "[[1.,2]]",
-            "[[\"1\",2]]", "[[1,2]] x", "[[NaN,2]]", "{}", "[[-,2]]", "[[1e,2]]",
+            "",
+            "[",
+            "[[1,2]",
+            "[[1,2],]",
+            "[[1]]",
+            "[[1,2,3]]",
+            "[[01,2]]",
+            "[[1.,2]]",
+            "[[\"1\",2]]",
+            "[[1,2]] x",
+            "[[NaN,2]]",
+            "{}",
+            "[[-,2]]",
+            "[[1e,2]]",
         ] {
             assert!(check_route(bad.as_bytes()).is_err(), "{bad}");
         }

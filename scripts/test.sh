@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command of README.md: installs what the tests need on a fresh machine, then
+# runs every test. CI runs exactly this (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f ../shared/fixtures/events_1day.parquet ]; then
+  echo "error: ../shared (the spec and fixtures) must sit beside this repository" >&2
+  exit 1
+fi
+# The generator's layout is checked with pyarrow and pandas.
+if ! python3 -c "import pyarrow, pandas" 2>/dev/null; then
+  echo "installing pyarrow and pandas for the layout test..."
+  python3 -m pip install --quiet --disable-pip-version-check pyarrow pandas
+fi
+cargo test --release

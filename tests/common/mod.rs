@@ -1,0 +1,218 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+/// `../shared` beside the repository: the spec, fixtures and real dimension tables.
+/// Fails with a clear message when it is missing (tests never pass by skipping).
+pub fn shared_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    assert!(
+        dir.join("fixtures/events_1day.parquet").is_file(),
+        "{} is missing: these tests read the fixtures in ../shared beside the repository \
+         (CI clones the repository next to it)",
+        dir.display()
+    );
+    dir
+}
+
+/// A fresh empty directory under the target dir, named for the test.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `columns` as a parquet file, in row groups of `row_group_rows`.
+pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>, row_group_rows: usize) {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        columns.into_iter().map(|c| c.1).collect(),
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .build();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// One row of a hand-made events file.
+#[derive(Clone, Debug, Default)]
+pub struct Row {
+    pub order_id: Option<&'static str>,
+    pub location_id: i64,
+    pub event_type_id: i64,
+    pub ts_seconds: i64,
+    pub sequence: i64,
+    pub customer: Option<(f32, f32)>,
+    pub addr: Option<&'static str>,
+    pub items: Option<&'static str>,
+    pub route: Option<&'static str>,
+    pub ping: Option<(f32, f32, f32)>,
+}
+
+/// The canonical columns of `rows`, with pandas' types.
+pub fn event_columns(rows: &[Row]) -> Vec<(&'static str, ArrayRef)> {
+    use arrow_array::*;
+    vec![
+        (
+            "order_id",
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.order_id))) as ArrayRef,
+        ),
+        (
+            "location_id",
+            Arc::new(Int8Array::from_iter_values(
+                rows.iter().map(|r| r.location_id as i8),
+            )),
+        ),
+        (
+            "event_type_id",
+            Arc::new(Int8Array::from_iter_values(
+                rows.iter().map(|r| r.event_type_id as i8),
+            )),
+        ),
+        (
+            "ts_seconds",
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| r.ts_seconds),
+            )),
+        ),
+        (
+            "sequence",
+            Arc::new(Int8Array::from_iter_values(
+                rows.iter().map(|r| r.sequence as i8),
+            )),
+        ),
+        (
+            "customer_lat",
+            Arc::new(Float32Array::from_iter(
+                rows.iter().map(|r| r.customer.map(|c| c.0)),
+            )),
+        ),
+        (
+            "customer_lon",
+            Arc::new(Float32Array::from_iter(
+                rows.iter().map(|r| r.customer.map(|c| c.1)),
+            )),
+        ),
+        (
+            "customer_addr",
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.addr))),
+        ),
+        (
+            "items_json",
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.items))),
+        ),
+        (
+            "route_json",
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.route))),
+        ),
+        (
+            "ping_lat",
+            Arc::new(Float32Array::from_iter(
+                rows.iter().map(|r| r.ping.map(|p| p.0)),
+            )),
+        ),
+        (
+            "ping_lon",
+            Arc::new(Float32Array::from_iter(
+                rows.iter().map(|r| r.ping.map(|p| p.1)),
+            )),
+        ),
+        (
+            "ping_progress",
+            Arc::new(Float32Array::from_iter(
+                rows.iter().map(|r| r.ping.map(|p| p.2)),
+            )),
+        ),
+    ]
+}
+
+/// Makes a dataset directory holding `rows` as its events file.
+pub fn dataset_of(name: &str, rows: &[Row]) -> PathBuf {
+    let dir = scratch_dir(name);
+    write_parquet(&dir.join("events.parquet"), event_columns(rows), 1 << 20);
+    dir
+}
+
+/// The eight events of one order, in file order: the golden order of the tests.
+pub fn one_order() -> Vec<Row> {
+    let base = Row {
+        order_id: Some("A7K2M9"),
+        location_id: 1,
+        ..Row::default()
+    };
+    let t0 = 1_704_456_000; // 2024-01-05 12:00:00 UTC
+    vec![
+        Row {
+            event_type_id: 1,
+            ts_seconds: t0,
+            sequence: 0,
+            customer: Some((37.7499, -122.4183)),
+            addr: Some("3612 Main St"),
+            items: Some(r#"[{"id": 180, "name": "Chicago \"Dog\"", "price": 6.99, "qty": 2}]"#),
+            ..base.clone()
+        },
+        Row {
+            event_type_id: 2,
+            ts_seconds: t0 + 120,
+            sequence: 1,
+            ..base.clone()
+        },
+        Row {
+            event_type_id: 3,
+            ts_seconds: t0 + 720,
+            sequence: 2,
+            ..base.clone()
+        },
+        Row {
+            event_type_id: 4,
+            ts_seconds: t0 + 840,
+            sequence: 3,
+            ..base.clone()
+        },
+        Row {
+            event_type_id: 5,
+            ts_seconds: t0 + 900,
+            sequence: 4,
+            ..base.clone()
+        },
+        Row {
+            event_type_id: 6,
+            ts_seconds: t0 + 1200,
+            sequence: 5,
+            route: Some("[[37.791024, -122.392865], [37.78, -122.41], [37.7499, -122.4183]]"),
+            ..base.clone()
+        },
+        Row {
+            event_type_id: 7,
+            ts_seconds: t0 + 1260,
+            sequence: 6,
+            ping: Some((37.78, -122.41, 42.5)),
+            ..base.clone()
+        },
+        Row {
+            event_type_id: 8,
+            ts_seconds: t0 + 1380,
+            sequence: 7,
+            customer: Some((37.7499, -122.4183)),
+            ..base
+        },
+    ]
+}
