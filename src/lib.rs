@@ -4,9 +4,15 @@
 //! The parts, each standing on the one before:
 //! - [`dataset`]: load, validate and index `events.parquet`; generate one.
 //! - [`events`]: the one expansion of an event to its canonical JSON.
+//! - [`clock`]: simulation time and how it maps onto the dataset (loops).
+//! - [`sinks`]: where expanded events go (files that appear whole).
+//! - [`replay`]: the scheduled batch replay with its crash-safe checkpoint.
 //! - [`time`]: the one time conversion (Unix seconds, UTC).
 
+pub mod clock;
 pub mod dataset;
 pub mod events;
 pub mod progress;
+pub mod replay;
+pub mod sinks;
 pub mod time;

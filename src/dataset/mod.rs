@@ -89,6 +89,32 @@ impl Dataset {
         ((self.end() - self.day_zero() + crate::time::DAY - 1) / crate::time::DAY).max(1)
     }
 
+    /// SHA-1 of `events.parquet`, in hex: what a checkpoint binds to.
+    pub fn fingerprint(&self) -> Result<String, DatasetError> {
+        use sha1::{Digest, Sha1};
+        use std::io::Read;
+        let path = self.dir.join(EVENTS_FILE);
+        let io = |e: std::io::Error| DatasetError::Io {
+            path: path.clone(),
+            message: format!("cannot read: {e}"),
+        };
+        let mut file = std::fs::File::open(&path).map_err(io)?;
+        let mut hasher = Sha1::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
     /// The kitchen with `location_id`, if the dataset knows it.
     pub fn kitchen(&self, location_id: u8) -> Option<&Kitchen> {
         self.kitchens.iter().find(|k| k.location_id == location_id)

@@ -1,0 +1,337 @@
+//! Batch replay ("availableNow" with a checkpoint), SPEC section 3.
+//!
+//! Each run emits the events that became due since the last run into one JSON lines file,
+//! then exits. The first run catches up from the dataset's start to the start day at the
+//! current UTC time of day; later runs advance by the wall time since the last run times the
+//! speed. Windows are half-open and chained through the checkpoint, so they tile simulation
+//! time with no gap and no overlap whatever the schedule.
+
+pub mod checkpoint;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use checkpoint::{Checkpoint, DatasetIdentity, FORMAT, Pending};
+
+use crate::clock::Timeline;
+use crate::dataset::{Dataset, DatasetError};
+use crate::events::expand_event;
+use crate::sinks::files::{AtomicFile, remove_stale_temps};
+use crate::time::{DAY, format_rfc3339, seconds_of_day};
+
+/// What a run is asked to do.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub checkpoint: PathBuf,
+    pub out_dir: PathBuf,
+    /// Day of the dataset the first run catches up to (0-based).
+    pub start_day: i64,
+    /// Simulated seconds per wall-clock second, for runs after the first.
+    pub speed: f64,
+    pub looping: bool,
+    pub shift_to_today: bool,
+    /// The wall clock, Unix seconds (pinned for tests and reproducible runs).
+    pub now: f64,
+    /// Ignore an existing checkpoint and start over with a first run.
+    pub reset: bool,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunReport {
+    /// The simulation window emitted, [start, end).
+    pub window: (i64, i64),
+    pub events: u64,
+    pub files: Vec<PathBuf>,
+    /// A window an interrupted run had left pending and this run completed.
+    pub recovered: Option<(i64, i64)>,
+    /// Why nothing was emitted, when nothing was.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error("{0}")]
+    Options(String),
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error("output {path}: {message}")]
+    Output { path: PathBuf, message: String },
+}
+
+/// Runs one batch replay over `ds`; `progress` hears (events written, events in window).
+pub fn run(
+    ds: &Dataset,
+    opts: &ReplayOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunReport, ReplayError> {
+    if !opts.speed.is_finite() || opts.speed <= 0.0 {
+        return Err(ReplayError::Options(format!(
+            "--speed must be a number above 0, not {}",
+            opts.speed
+        )));
+    }
+    let timeline = Timeline::new(ds, opts.looping);
+    let days = timeline.loop_seconds / DAY;
+    if !(0..days).contains(&opts.start_day) {
+        return Err(ReplayError::Options(format!(
+            "--start-day {} is outside the dataset, which has days 0 to {}",
+            opts.start_day,
+            days - 1
+        )));
+    }
+    let out_err = |path: &Path, e: &dyn std::fmt::Display| ReplayError::Output {
+        path: path.into(),
+        message: e.to_string(),
+    };
+    let cp_err = |message: String| ReplayError::Checkpoint {
+        path: opts.checkpoint.clone(),
+        message,
+    };
+    std::fs::create_dir_all(&opts.out_dir)
+        .and_then(|()| remove_stale_temps(&opts.out_dir))
+        .map_err(|e| out_err(&opts.out_dir, &format!("cannot use the directory: {e}")))?;
+
+    let identity = identity(ds)?;
+    let existing = if opts.reset {
+        None
+    } else {
+        Checkpoint::read(&opts.checkpoint)
+            .map_err(|m| cp_err(format!("{m}; fix or remove it, or start over with --reset")))?
+    };
+    let mut report = RunReport::default();
+    let mut cp = match existing {
+        Some(cp) => {
+            check_fixed(&cp, &identity, opts).map_err(cp_err)?;
+            cp
+        }
+        None => first_checkpoint(&timeline, identity, opts),
+    };
+    // An interrupted run: publish its window exactly as it was planned.
+    if let Some(pending) = cp.pending.clone() {
+        let published = pending
+            .file
+            .as_ref()
+            .is_none_or(|f| opts.out_dir.join(f).is_file());
+        if !published {
+            let (file, _) = write_window(ds, &timeline, &cp, &pending, opts, progress)?;
+            if let Some(file) = file {
+                file.commit().map_err(|e| out_err(&opts.out_dir, &e))?;
+            }
+        }
+        commit(&mut cp, &pending, &opts.checkpoint).map_err(|e| cp_err(e.to_string()))?;
+        report.recovered = Some((pending.window_start, pending.window_end));
+    }
+
+    // This run's window.
+    let first_run = cp.runs == 0;
+    let start = cp.window_end;
+    let (raw_end, wall_clock) = if first_run {
+        let end = timeline.day_start(opts.start_day) + seconds_of_day(opts.now.floor() as i64);
+        (end, opts.now)
+    } else {
+        next_window_end(cp.window_end, cp.wall_clock, opts.now, opts.speed)
+    };
+    let end = timeline.clamp(raw_end);
+    report.window = (start, end.max(start));
+    if end <= start && !first_run {
+        report.note = Some(match timeline.end() {
+            Some(ds_end) if start >= ds_end => format!(
+                "the dataset's end ({}) was reached: nothing to emit (--loop replays it again)",
+                format_rfc3339(ds_end)
+            ),
+            _ => "no simulated second has passed since the last run: nothing to emit".into(),
+        });
+        return Ok(report);
+    }
+
+    let pending = Pending {
+        window_start: start,
+        window_end: end.max(start),
+        // Held at the dataset's end, the clock restarts from now should it ever resume.
+        wall_clock: if end < raw_end { opts.now } else { wall_clock },
+        file: None,
+    };
+    let (file, events) = write_window(ds, &timeline, &cp, &pending, opts, progress)?;
+    let pending = Pending {
+        file: file.as_ref().map(|f| file_name(f.path())),
+        ..pending
+    };
+    // Record the intent first: a crash from here on is completed by the next run.
+    cp.pending = Some(pending.clone());
+    cp.write(&opts.checkpoint)
+        .map_err(|e| cp_err(format!("cannot write: {e}")))?;
+    if let Some(file) = file {
+        let path = file.path().to_path_buf();
+        file.commit().map_err(|e| out_err(&path, &e))?;
+        report.files.push(path);
+    }
+    commit(&mut cp, &pending, &opts.checkpoint)
+        .map_err(|e| cp_err(format!("cannot write: {e}")))?;
+    report.events = events;
+    if events == 0 {
+        report.note = Some("no event falls in this window".into());
+    }
+    Ok(report)
+}
+
+/// The end of a later run's window and the wall-clock instant it corresponds to. Only whole
+/// simulated seconds are emitted; the wall time of the remaining fraction carries over to
+/// the next run instead of being lost, so no schedule drifts.
+pub fn next_window_end(prev_end: i64, prev_wall: f64, now: f64, speed: f64) -> (i64, f64) {
+    let advance = ((now - prev_wall) * speed).floor();
+    if advance < 1.0 {
+        return (prev_end, prev_wall);
+    }
+    let advance = advance.min(1e15) as i64;
+    (prev_end + advance, prev_wall + advance as f64 / speed)
+}
+
+/// The checkpoint of a replay that has not run yet.
+fn first_checkpoint(
+    timeline: &Timeline,
+    dataset: DatasetIdentity,
+    opts: &ReplayOptions,
+) -> Checkpoint {
+    // Rebase so that the start day lands on the first run's date (UTC), fixed from now on.
+    let shift_seconds = if opts.shift_to_today {
+        (opts.now.floor() as i64).div_euclid(DAY) * DAY - timeline.day_start(opts.start_day)
+    } else {
+        0
+    };
+    Checkpoint {
+        format: FORMAT.into(),
+        dataset,
+        start_day: opts.start_day,
+        looping: opts.looping,
+        shift_to_today: opts.shift_to_today,
+        shift_seconds,
+        window_end: timeline.day_zero,
+        window_end_utc: String::new(),
+        wall_clock: opts.now,
+        wall_clock_utc: String::new(),
+        runs: 0,
+        pending: None,
+    }
+}
+
+/// Refuses a checkpoint made for another dataset or other fixed options, saying what differs.
+fn check_fixed(
+    cp: &Checkpoint,
+    identity: &DatasetIdentity,
+    opts: &ReplayOptions,
+) -> Result<(), String> {
+    let mut differs = Vec::new();
+    if cp.dataset != *identity {
+        differs.push(format!(
+            "it belongs to another dataset ({} events, fingerprint {}; this one has {} events, {})",
+            cp.dataset.events, cp.dataset.fingerprint, identity.events, identity.fingerprint
+        ));
+    }
+    if cp.start_day != opts.start_day {
+        differs.push(format!(
+            "--start-day was {}, now {}",
+            cp.start_day, opts.start_day
+        ));
+    }
+    if cp.looping != opts.looping {
+        differs.push(format!(
+            "--loop was {}, now {}",
+            onoff(cp.looping),
+            onoff(opts.looping)
+        ));
+    }
+    if cp.shift_to_today != opts.shift_to_today {
+        differs.push(format!(
+            "--shift-to-today was {}, now {}",
+            onoff(cp.shift_to_today),
+            onoff(opts.shift_to_today)
+        ));
+    }
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}; run with the same options, or start over with --reset (the output directory keeps its files)",
+        differs.join("; ")
+    ))
+}
+
+fn onoff(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+fn identity(ds: &Dataset) -> Result<DatasetIdentity, ReplayError> {
+    Ok(DatasetIdentity {
+        fingerprint: ds.fingerprint()?,
+        events: ds.events.len() as u64,
+        first_ts: ds.start(),
+        last_ts: ds.end() - 1,
+    })
+}
+
+/// Marks `pending` done in the checkpoint and writes it.
+fn commit(cp: &mut Checkpoint, pending: &Pending, path: &Path) -> std::io::Result<()> {
+    cp.window_end = pending.window_end;
+    cp.wall_clock = pending.wall_clock;
+    cp.runs += 1;
+    cp.pending = None;
+    cp.write(path)
+}
+
+/// The output file of a window: its simulation bounds, e.g.
+/// `events_20240101T000000Z_20240121T180000Z.json`.
+pub fn window_file_name(start: i64, end: i64) -> String {
+    let compact = |t: i64| format_rfc3339(t).replace(['-', ':'], "");
+    format!("events_{}_{}.json", compact(start), compact(end))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Writes the window's events, synced but not yet published; `None` when it has none.
+fn write_window(
+    ds: &Dataset,
+    timeline: &Timeline,
+    cp: &Checkpoint,
+    window: &Pending,
+    opts: &ReplayOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Option<AtomicFile>, u64), ReplayError> {
+    let segments = timeline.segments(ds, window.window_start, window.window_end, cp.shift_seconds);
+    let total: u64 = segments.iter().map(|s| s.positions.len() as u64).sum();
+    if total == 0 {
+        return Ok((None, 0));
+    }
+    let path = opts
+        .out_dir
+        .join(window_file_name(window.window_start, window.window_end));
+    let out_err = |e: std::io::Error| ReplayError::Output {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let mut file = AtomicFile::create(&path).map_err(out_err)?;
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut written = 0u64;
+    for segment in &segments {
+        for pos in segment.positions.clone() {
+            expand_event(&ds.events, pos, segment.shift, &mut buf);
+            buf.push(b'\n');
+            written += 1;
+            if buf.len() >= 1 << 16 {
+                file.writer().write_all(&buf).map_err(out_err)?;
+                buf.clear();
+                progress(written, total);
+            }
+        }
+    }
+    file.writer().write_all(&buf).map_err(out_err)?;
+    file.sync().map_err(out_err)?;
+    progress(total, total);
+    Ok((Some(file), total))
+}

@@ -1,0 +1,4 @@
+//! Where expanded events go: files for batch consumers (and, with the live feed, SSE and
+//! WebSocket subscribers).
+
+pub mod files;
