@@ -218,12 +218,12 @@ fn inspect(dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let ds = Dataset::open(dir)?;
     println!(
-        "{}: {} events, {} .. {} ({} days), loaded in {:.2} s",
+        "{}: {} events, {} .. {} ({} days of orders), loaded in {:.2} s",
         dir.display(),
         ds.events.len(),
         time::format_ts(ds.start()),
         time::format_ts(ds.end() - 1),
-        ds.span_days(),
+        ds.days(),
         started.elapsed().as_secs_f64()
     );
     for k in &ds.kitchens {

@@ -125,31 +125,6 @@ fn accepts_wide_integers_large_and_dictionary_strings_and_row_groups() {
     assert_eq!(expand_all(&ds, EventShift::default()), GOLDEN);
 }
 
-/// The top-level keys of a JSON line in the order they appear in its text.
-fn field_order(line: &str) -> Vec<&str> {
-    const KEYS: [&str; 7] = [
-        "event_id",
-        "event_type",
-        "ts",
-        "location_id",
-        "order_id",
-        "sequence",
-        "body",
-    ];
-    let mut found: Vec<(usize, &str)> = KEYS
-        .iter()
-        .filter_map(|k| {
-            let at = [format!("{{\"{k}\":"), format!(",\"{k}\":")]
-                .iter()
-                .filter_map(|pat| line.find(pat.as_str()))
-                .min()?;
-            Some((at, *k))
-        })
-        .collect();
-    found.sort();
-    found.into_iter().map(|(_, k)| k).collect()
-}
-
 fn open_err(name: &str, rows: &[Row]) -> String {
     let err = Dataset::open(&dataset_of(name, rows)).unwrap_err();
     err.to_string()

@@ -5,49 +5,6 @@ mod common;
 
 use caspers_replay::dataset::Dataset;
 use caspers_replay::events::{EventShift, expand_event};
-use serde_json::Value;
-
-/// Compares two JSON values, numbers as float32 (the dataset's precision).
-fn same_f32(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            x.as_f64().map(|v| v as f32) == y.as_f64().map(|v| v as f32)
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_f32(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((ka, va), (kb, vb))| ka == kb && same_f32(va, vb))
-        }
-        _ => a == b,
-    }
-}
-
-/// Asserts that our line and the seed's carry the same event: every field equal but the
-/// (random in the seed) event_id, the body equal as parsed JSON with float32 numbers.
-pub fn assert_same_event(ours: &str, seed: &str) {
-    let (a, b): (Value, Value) = (
-        serde_json::from_str(ours).unwrap(),
-        serde_json::from_str(seed).unwrap(),
-    );
-    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
-    assert_eq!(
-        keys(&a),
-        keys(&b),
-        "field order\n ours: {ours}\n seed: {seed}"
-    );
-    for key in ["event_type", "ts", "location_id", "order_id", "sequence"] {
-        assert_eq!(a[key], b[key], "{key}\n ours: {ours}\n seed: {seed}");
-    }
-    let body = |v: &Value| serde_json::from_str::<Value>(v["body"].as_str().unwrap()).unwrap();
-    assert!(
-        same_f32(&body(&a), &body(&b)),
-        "body\n ours: {ours}\n seed: {seed}"
-    );
-}
 
 #[test]
 fn pandas_fixture_expands_to_the_seeds_output() {
@@ -74,7 +31,7 @@ fn pandas_fixture_expands_to_the_seeds_output() {
     for (pos, seed_line) in seed.iter().enumerate() {
         buf.clear();
         expand_event(&ds.events, pos, EventShift::default(), &mut buf);
-        assert_same_event(std::str::from_utf8(&buf).unwrap(), seed_line);
+        common::assert_same_event(std::str::from_utf8(&buf).unwrap(), seed_line);
     }
 
     // A few known lines, exactly.

@@ -83,10 +83,16 @@ impl Dataset {
         self.start().div_euclid(crate::time::DAY) * crate::time::DAY
     }
 
-    /// Whole days the dataset spans, from day zero to its last event (at least 1): a loop
-    /// shifts every event by this many days.
-    pub fn span_days(&self) -> i64 {
-        ((self.end() - self.day_zero() + crate::time::DAY - 1) / crate::time::DAY).max(1)
+    /// Days of orders: from day zero through the day of the last order_created (at least
+    /// 1). Deliveries of the last orders run past it; a loop shifts time by this many days,
+    /// so loop k+1 begins where loop k's orders end and overlaps only its late deliveries.
+    pub fn days(&self) -> i64 {
+        let ix = &self.events;
+        let last_order = (0..ix.len())
+            .rev()
+            .find(|&p| ix.event_type(p) == crate::events::EventType::OrderCreated)
+            .map_or(self.end() - 1, |p| ix.ts(p));
+        ((last_order - self.day_zero()) / crate::time::DAY + 1).max(1)
     }
 
     /// SHA-1 of `events.parquet`, in hex: what a checkpoint binds to.

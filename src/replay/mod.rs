@@ -74,7 +74,7 @@ pub fn run(
         )));
     }
     let timeline = Timeline::new(ds, opts.looping);
-    let days = timeline.loop_seconds / DAY;
+    let days = ds.days();
     if !(0..days).contains(&opts.start_day) {
         return Err(ReplayError::Options(format!(
             "--start-day {} is outside the dataset, which has days 0 to {}",
@@ -303,8 +303,8 @@ fn write_window(
     opts: &ReplayOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Option<AtomicFile>, u64), ReplayError> {
-    let segments = timeline.segments(ds, window.window_start, window.window_end, cp.shift_seconds);
-    let total: u64 = segments.iter().map(|s| s.positions.len() as u64).sum();
+    let (a, b) = (window.window_start, window.window_end);
+    let total = timeline.count(ds, a, b);
     if total == 0 {
         return Ok((None, 0));
     }
@@ -316,19 +316,24 @@ fn write_window(
         message: e.to_string(),
     };
     let mut file = AtomicFile::create(&path).map_err(out_err)?;
-    let mut buf = Vec::with_capacity(1 << 16);
+    let mut buf = Vec::with_capacity(1 << 17);
     let mut written = 0u64;
-    for segment in &segments {
-        for pos in segment.positions.clone() {
-            expand_event(&ds.events, pos, segment.shift, &mut buf);
-            buf.push(b'\n');
-            written += 1;
-            if buf.len() >= 1 << 16 {
-                file.writer().write_all(&buf).map_err(out_err)?;
-                buf.clear();
-                progress(written, total);
-            }
+    let mut failed = None;
+    timeline.for_each_event(ds, a, b, cp.shift_seconds, |pos, shift| {
+        if failed.is_some() {
+            return;
         }
+        expand_event(&ds.events, pos, shift, &mut buf);
+        buf.push(b'\n');
+        written += 1;
+        if buf.len() >= 1 << 16 {
+            failed = file.writer().write_all(&buf).err();
+            buf.clear();
+            progress(written, total);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(out_err(e));
     }
     file.writer().write_all(&buf).map_err(out_err)?;
     file.sync().map_err(out_err)?;

@@ -8,6 +8,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
+use serde_json::Value;
 
 /// `../shared` beside the repository: the spec, fixtures and real dimension tables.
 /// Fails with a clear message when it is missing (tests never pass by skipping).
@@ -215,4 +216,72 @@ pub fn one_order() -> Vec<Row> {
             ..base
         },
     ]
+}
+
+/// Compares two JSON values, numbers as float32 (the dataset's precision).
+pub fn same_f32(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().map(|v| v as f32) == y.as_f64().map(|v| v as f32)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_f32(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same_f32(va, vb))
+        }
+        _ => a == b,
+    }
+}
+
+/// Asserts that our line and the seed's carry the same event: every field equal but the
+/// (random in the seed) event_id, the body equal as parsed JSON with float32 numbers.
+pub fn assert_same_event(ours: &str, seed: &str) {
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(ours).unwrap(),
+        serde_json::from_str(seed).unwrap(),
+    );
+    assert_eq!(a.as_object().unwrap().len(), b.as_object().unwrap().len());
+    assert_eq!(
+        field_order(ours),
+        field_order(seed),
+        "field order\n ours: {ours}\n seed: {seed}"
+    );
+    for key in ["event_type", "ts", "location_id", "order_id", "sequence"] {
+        assert_eq!(a[key], b[key], "{key}\n ours: {ours}\n seed: {seed}");
+    }
+    let body = |v: &Value| serde_json::from_str::<Value>(v["body"].as_str().unwrap()).unwrap();
+    assert!(
+        same_f32(&body(&a), &body(&b)),
+        "body\n ours: {ours}\n seed: {seed}"
+    );
+}
+
+/// The top-level keys of an event line in the order they appear in its text (serde_json's
+/// map sorts keys, so the order is read from the text).
+pub fn field_order(line: &str) -> Vec<&'static str> {
+    const KEYS: [&str; 7] = [
+        "event_id",
+        "event_type",
+        "ts",
+        "location_id",
+        "order_id",
+        "sequence",
+        "body",
+    ];
+    let mut found: Vec<(usize, &str)> = KEYS
+        .iter()
+        .filter_map(|k| {
+            let at = [format!("{{\"{k}\":"), format!(",\"{k}\":")]
+                .iter()
+                .filter_map(|pat| line.find(pat.as_str()))
+                .min()?;
+            Some((at, *k))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, k)| k).collect()
 }
