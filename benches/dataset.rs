@@ -1,11 +1,12 @@
-//! Dataset benchmark: load + validate + index time, peak RSS, and expansion throughput over
-//! every event, on the full generated dataset. Prints its figures; run with
-//! `cargo bench --bench dataset` (generates the 90-day dataset into target/ when missing).
+//! Dataset benchmark: load + validate + index time (from parquet, and from the index
+//! cache), peak RSS, and expansion throughput over every event, on the full generated
+//! dataset. Prints its figures: `cargo bench --bench dataset`.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Instant;
 
-use caspers_replay::dataset::{Dataset, generate};
+use caspers_replay::dataset::Dataset;
 use caspers_replay::events::{EventShift, expand_event};
 
 fn peak_rss_mb() -> f64 {
@@ -17,45 +18,40 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
 fn main() {
-    let dir = std::env::var_os("CASPERS_BENCH_DATASET")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-dataset-90d")
-        });
-    if !dir.join("events.parquet").is_file() {
-        eprintln!("generating the 90-day dataset into {} ...", dir.display());
-        generate::generate(&generate::GenerateOptions::default(), &dir, |_, _| {})
-            .expect("generate");
-    }
+    let dir = common::full_dataset();
+    common::drop_cache(&dir);
     let rss_before = peak_rss_mb();
     let started = Instant::now();
-    let ds = Dataset::open(&dir).expect("load");
-    let load_s = started.elapsed().as_secs_f64();
-    let rss_after_load = peak_rss_mb();
+    let ds = Dataset::open_with(&dir, false).expect("load");
+    let first = started.elapsed().as_secs_f64();
     println!(
-        "load+validate+index: {:.3} s for {} events; peak RSS {:.0} MB (before load {:.0} MB); index holds {:.0} MB",
-        load_s,
+        "load+validate+index from parquet: {first:.3} s for {} events (first, fresh process); \
+         peak RSS {:.0} MB (before {:.0} MB); index {:.0} MB",
         ds.events.len(),
-        rss_after_load,
+        peak_rss_mb(),
         rss_before,
         ds.events.heap_bytes() as f64 / 1e6
     );
-    for (label, reps) in [("load (again)", 2)] {
-        let mut best = f64::MAX;
-        for _ in 0..reps {
-            let t = Instant::now();
-            drop(Dataset::open(&dir).expect("load"));
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        println!("{label}: best of {reps} {best:.3} s");
-    }
+    let again = best_of(3, || drop(Dataset::open_with(&dir, false).expect("load")));
+    println!("load+validate+index from parquet: best of 3 more {again:.3} s");
+    drop(Dataset::open(&dir).expect("build the cache"));
+    let cached = best_of(3, || drop(Dataset::open(&dir).expect("load")));
+    println!("load from the index cache (SHA-1 of the file included): best of 3 {cached:.3} s");
 
     let mut buf = Vec::with_capacity(1 << 20);
-    let mut best = f64::MAX;
     let mut bytes = 0usize;
-    for _ in 0..3 {
-        let t = Instant::now();
+    let best = best_of(3, || {
         bytes = 0;
         for pos in 0..ds.events.len() {
             buf.clear();
@@ -63,8 +59,7 @@ fn main() {
             buf.push(b'\n');
             bytes += buf.len();
         }
-        best = best.min(t.elapsed().as_secs_f64());
-    }
+    });
     println!(
         "expansion: {:.2} M events/s ({:.0} MB/s of JSON lines), best of 3 passes over {} events",
         ds.events.len() as f64 / best / 1e6,

@@ -7,8 +7,10 @@
 //! - [`clock`]: simulation time and how it maps onto the dataset (loops).
 //! - [`sinks`]: where expanded events go (files that appear whole).
 //! - [`replay`]: the scheduled batch replay with its crash-safe checkpoint.
-//! - [`time`]: the one time conversion (Unix seconds, UTC).
+//! - [`time`]: the one time conversion (Unix seconds, UTC); [`atomic_file`]: files that
+//!   appear whole.
 
+pub mod atomic_file;
 pub mod clock;
 pub mod dataset;
 pub mod events;

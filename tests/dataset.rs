@@ -299,3 +299,73 @@ fn published_json_schema_matches_the_golden_lines() {
         assert!(v["sequence"].is_u64() && v["location_id"].is_u64() && v["body"].is_string());
     }
 }
+
+#[test]
+fn index_cache_is_reused_rebuilt_when_damaged_and_replaced_when_the_file_changes() {
+    let fixture = shared_dir().join("fixtures/events_1day.parquet");
+    let dir = scratch_dir("index_cache");
+    std::fs::copy(&fixture, dir.join("events.parquet")).unwrap();
+    let cache_files = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir.join(".caspers-cache"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+
+    let uncached = Dataset::open_with(&dir, false).unwrap();
+    assert!(cache_files().is_empty(), "open_with(false) writes no cache");
+    let want = expand_all(&uncached, EventShift::default());
+
+    let first = Dataset::open(&dir).unwrap();
+    let files = cache_files();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].to_string_lossy().contains(&first.fingerprint));
+    assert_eq!(expand_all(&first, EventShift::default()), want);
+    let cached = Dataset::open(&dir).unwrap();
+    assert_eq!(expand_all(&cached, EventShift::default()), want);
+
+    // Damage: an impossible event type, then a truncated file. Both are rebuilt.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let types_at = 8 + 5 * 8 + 8481 * (8 + 2 + 1);
+    bytes[types_at] = 42;
+    std::fs::write(&files[0], &bytes).unwrap();
+    assert_eq!(
+        expand_all(&Dataset::open(&dir).unwrap(), EventShift::default()),
+        want
+    );
+    assert_ne!(
+        std::fs::read(&files[0]).unwrap(),
+        bytes,
+        "the damaged cache was rewritten"
+    );
+    let len = std::fs::metadata(&files[0]).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert_eq!(
+        expand_all(&Dataset::open(&dir).unwrap(), EventShift::default()),
+        want
+    );
+
+    // Another events file: another cache, the old one removed.
+    write_parquet(
+        &dir.join("events.parquet"),
+        event_columns(&one_order()),
+        100,
+    );
+    let other = Dataset::open(&dir).unwrap();
+    assert_eq!(expand_all(&other, EventShift::default()), GOLDEN);
+    let now = cache_files();
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, files);
+
+    // A bad file is still refused: a cache never stands in for the checks.
+    let mut rows = one_order();
+    rows[2].event_type_id = 9;
+    write_parquet(&dir.join("events.parquet"), event_columns(&rows), 100);
+    assert!(Dataset::open(&dir).is_err());
+}

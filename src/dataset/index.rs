@@ -10,35 +10,35 @@ use crate::events::EventType;
 use crate::events::json::{push_escaped, push_minified_escaped};
 
 /// Marks an event with no text (`text` column).
-const NO_TEXT: u32 = u32::MAX;
+pub(super) const NO_TEXT: u32 = u32::MAX;
 
 /// The text an event carries, as ranges of the arena, already in the form the body embeds:
 /// `addr` escaped twice (a JSON string inside a JSON string), `json` minified and escaped once.
 #[derive(Clone, Copy, Debug)]
-struct TextRef {
-    start: u32,
-    addr_len: u32,
-    end: u32,
+pub(super) struct TextRef {
+    pub(super) start: u32,
+    pub(super) addr_len: u32,
+    pub(super) end: u32,
 }
 
 /// All events of a dataset, sorted by (ts_seconds, sequence, file row).
 #[derive(Debug, Default)]
 pub struct EventIndex {
-    ts: Vec<i64>,
-    sequence: Vec<u16>,
-    location: Vec<u8>,
-    event_type: Vec<EventType>,
-    order: Vec<u32>,
+    pub(super) ts: Vec<i64>,
+    pub(super) sequence: Vec<u16>,
+    pub(super) location: Vec<u8>,
+    pub(super) event_type: Vec<EventType>,
+    pub(super) order: Vec<u32>,
     /// customer_lat/lon on order_created and delivered, ping_lat/lon on driver_ping; NaN: null.
-    lat: Vec<f32>,
-    lon: Vec<f32>,
-    progress: Vec<f32>,
-    text: Vec<u32>,
-    texts: Vec<TextRef>,
+    pub(super) lat: Vec<f32>,
+    pub(super) lon: Vec<f32>,
+    pub(super) progress: Vec<f32>,
+    pub(super) text: Vec<u32>,
+    pub(super) texts: Vec<TextRef>,
     /// Order ids, back to back; `order_ends[k]` is where order k's id ends.
-    order_ids: Vec<u8>,
-    order_ends: Vec<u32>,
-    arena: Vec<u8>,
+    pub(super) order_ids: Vec<u8>,
+    pub(super) order_ends: Vec<u32>,
+    pub(super) arena: Vec<u8>,
 }
 
 /// One row as the loader (or a test) hands it to [`IndexBuilder::push`].

@@ -1,6 +1,7 @@
 //! The canonical dataset: load and validate `events.parquet`, index it by time, and
 //! generate a realistic one when there is none.
 
+pub mod cache;
 mod columns;
 mod error;
 pub mod generate;
@@ -30,12 +31,20 @@ pub struct Dataset {
     pub dir: PathBuf,
     pub events: EventIndex,
     pub kitchens: Vec<Kitchen>,
+    /// SHA-1 of `events.parquet`, in hex: what a checkpoint and the index cache bind to.
+    pub fingerprint: String,
 }
 
 impl Dataset {
-    /// Opens the dataset directory `dir`: reads, checks and indexes `events.parquet`, and
-    /// reads `locations.parquet` when it is there.
+    /// Opens the dataset directory `dir`: reads, checks and indexes `events.parquet` (or
+    /// reads the index cache built from the same file), and reads `locations.parquet` when
+    /// it is there.
     pub fn open(dir: &Path) -> Result<Dataset, DatasetError> {
+        Self::open_with(dir, true)
+    }
+
+    /// [`Dataset::open`], using and refreshing the index cache only when `use_cache`.
+    pub fn open_with(dir: &Path, use_cache: bool) -> Result<Dataset, DatasetError> {
         let events_path = dir.join(EVENTS_FILE);
         if !events_path.is_file() {
             let message = if dir.is_dir() {
@@ -54,7 +63,21 @@ impl Dataset {
                 message,
             });
         }
-        let events = read_events(&events_path)?;
+        let fingerprint = fingerprint(&events_path)?;
+        let cached = cache::cache_path(dir, &fingerprint);
+        let events = match use_cache.then(|| cache::read(&cached)).flatten() {
+            Some(events) => events,
+            None => {
+                let events = read_events(&events_path)?;
+                if use_cache {
+                    // A read-only dataset just goes without a cache.
+                    if let Err(e) = cache::write(&cached, &events) {
+                        log::debug!("no index cache at {}: {e}", cached.display());
+                    }
+                }
+                events
+            }
+        };
         let locations_path = dir.join(LOCATIONS_FILE);
         let kitchens = if locations_path.is_file() {
             read_kitchens(&locations_path)?
@@ -65,6 +88,7 @@ impl Dataset {
             dir: dir.into(),
             events,
             kitchens,
+            fingerprint,
         })
     }
 
@@ -95,34 +119,33 @@ impl Dataset {
         ((last_order - self.day_zero()) / crate::time::DAY + 1).max(1)
     }
 
-    /// SHA-1 of `events.parquet`, in hex: what a checkpoint binds to.
-    pub fn fingerprint(&self) -> Result<String, DatasetError> {
-        use sha1::{Digest, Sha1};
-        use std::io::Read;
-        let path = self.dir.join(EVENTS_FILE);
-        let io = |e: std::io::Error| DatasetError::Io {
-            path: path.clone(),
-            message: format!("cannot read: {e}"),
-        };
-        let mut file = std::fs::File::open(&path).map_err(io)?;
-        let mut hasher = Sha1::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        Ok(hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
-    }
-
     /// The kitchen with `location_id`, if the dataset knows it.
     pub fn kitchen(&self, location_id: u8) -> Option<&Kitchen> {
         self.kitchens.iter().find(|k| k.location_id == location_id)
     }
+}
+
+/// SHA-1 of a file, in hex.
+fn fingerprint(path: &Path) -> Result<String, DatasetError> {
+    use sha1::{Digest, Sha1};
+    use std::io::Read;
+    let io = |e: std::io::Error| DatasetError::Io {
+        path: path.into(),
+        message: format!("cannot read: {e}"),
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha1::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

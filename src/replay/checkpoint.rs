@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::files::write_atomically;
+use crate::atomic_file::write_atomically;
 use crate::time::format_rfc3339;
 
 /// The `format` value of this version.

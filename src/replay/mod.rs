@@ -8,15 +8,14 @@
 
 pub mod checkpoint;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use checkpoint::{Checkpoint, DatasetIdentity, FORMAT, Pending};
 
+use crate::atomic_file::{AtomicFile, remove_stale_temps};
 use crate::clock::Timeline;
 use crate::dataset::{Dataset, DatasetError};
-use crate::events::expand_event;
-use crate::sinks::files::{AtomicFile, remove_stale_temps};
+use crate::sinks::files::write_json_lines;
 use crate::time::{DAY, format_rfc3339, seconds_of_day};
 
 /// What a run is asked to do.
@@ -94,7 +93,7 @@ pub fn run(
         .and_then(|()| remove_stale_temps(&opts.out_dir))
         .map_err(|e| out_err(&opts.out_dir, &format!("cannot use the directory: {e}")))?;
 
-    let identity = identity(ds)?;
+    let identity = identity(ds);
     let existing = if opts.reset {
         None
     } else {
@@ -263,13 +262,13 @@ fn onoff(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
-fn identity(ds: &Dataset) -> Result<DatasetIdentity, ReplayError> {
-    Ok(DatasetIdentity {
-        fingerprint: ds.fingerprint()?,
+fn identity(ds: &Dataset) -> DatasetIdentity {
+    DatasetIdentity {
+        fingerprint: ds.fingerprint.clone(),
         events: ds.events.len() as u64,
         first_ts: ds.start(),
         last_ts: ds.end() - 1,
-    })
+    }
 }
 
 /// Marks `pending` done in the checkpoint and writes it.
@@ -316,27 +315,41 @@ fn write_window(
         message: e.to_string(),
     };
     let mut file = AtomicFile::create(&path).map_err(out_err)?;
-    let mut buf = Vec::with_capacity(1 << 17);
-    let mut written = 0u64;
-    let mut failed = None;
-    timeline.for_each_event(ds, a, b, cp.shift_seconds, |pos, shift| {
-        if failed.is_some() {
-            return;
-        }
-        expand_event(&ds.events, pos, shift, &mut buf);
-        buf.push(b'\n');
-        written += 1;
-        if buf.len() >= 1 << 16 {
-            failed = file.writer().write_all(&buf).err();
-            buf.clear();
-            progress(written, total);
-        }
-    });
-    if let Some(e) = failed {
-        return Err(out_err(e));
-    }
-    file.writer().write_all(&buf).map_err(out_err)?;
+    write_json_lines(
+        ds,
+        timeline,
+        (a, b),
+        cp.shift_seconds,
+        file.writer(),
+        &mut |written| progress(written, total),
+    )
+    .map_err(out_err)?;
     file.sync().map_err(out_err)?;
     progress(total, total);
     Ok((Some(file), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_windows_advance_by_whole_seconds_and_carry_the_rest() {
+        // 10.5 s at 60x: 630 simulated seconds, all of the wall time used.
+        assert_eq!(next_window_end(1000, 0.0, 10.5, 60.0), (1630, 10.5));
+        // 1.5 s at 1x: 1 second emitted, the half second carries to the next run.
+        assert_eq!(next_window_end(1000, 0.0, 1.5, 1.0), (1001, 1.0));
+        assert_eq!(next_window_end(1001, 1.0, 2.0, 1.0), (1002, 2.0));
+        // Less than one simulated second, or a clock that went back: nothing moves.
+        assert_eq!(next_window_end(1000, 5.0, 5.4, 2.0), (1000, 5.0));
+        assert_eq!(next_window_end(1000, 5.0, 4.0, 2.0), (1000, 5.0));
+    }
+
+    #[test]
+    fn file_names_say_the_window() {
+        assert_eq!(
+            window_file_name(1_704_067_200, 1_705_860_000),
+            "events_20240101T000000Z_20240121T180000Z.json"
+        );
+    }
 }

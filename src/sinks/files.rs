@@ -1,132 +1,66 @@
-//! Files that appear whole or not at all.
+//! The JSON lines file sink: one expanded event per line, in the canonical order.
 //!
-//! A file is written under a hidden temporary name (a leading `.`: Spark, Auto Loader and
-//! most tools skip such files), flushed, fsynced, renamed into place, and its directory
-//! fsynced, so a reader never sees a partial file and a crash leaves either the old state
-//! or the new one. Both the JSON lines output and the checkpoint use it.
+//! Expansion runs on a helper thread that fills 1 MiB buffers while this thread writes the
+//! previous ones, so the CPU work of expansion and the kernel's copy into the page cache
+//! overlap on the two cores. Buffers are handed back and reused: no allocation per chunk.
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::sync::mpsc::sync_channel;
 
-/// Prefix of every temporary file this module makes.
-pub const TEMP_PREFIX: &str = ".caspers-tmp-";
+use crate::clock::Timeline;
+use crate::dataset::Dataset;
+use crate::events::expand_event;
 
-/// A file being written; it becomes visible under its final name only at [`commit`].
-/// Dropped without a commit, it removes its temporary file.
-///
-/// [`commit`]: AtomicFile::commit
-pub struct AtomicFile {
-    writer: Option<BufWriter<File>>,
-    temp: PathBuf,
-    path: PathBuf,
-}
+const CHUNK: usize = 1 << 20;
 
-impl AtomicFile {
-    /// Starts writing what will become `path`.
-    pub fn create(path: &Path) -> io::Result<AtomicFile> {
-        let dir = parent(path);
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let temp = dir.join(format!("{TEMP_PREFIX}{name}"));
-        let file = File::create(&temp)?;
-        Ok(AtomicFile {
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
-            temp,
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn writer(&mut self) -> &mut BufWriter<File> {
-        self.writer.as_mut().expect("not committed yet")
-    }
-
-    /// The final path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Makes the file durable under its temporary name, without publishing it yet.
-    pub fn sync(&mut self) -> io::Result<()> {
-        let w = self.writer();
-        w.flush()?;
-        w.get_ref().sync_all()
-    }
-
-    /// Syncs, renames into place and syncs the directory.
-    pub fn commit(mut self) -> io::Result<()> {
-        self.sync()?;
-        drop(self.writer.take());
-        fs::rename(&self.temp, &self.path)?;
-        sync_dir(parent(&self.path))
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.writer.take().is_some() {
-            let _ = fs::remove_file(&self.temp);
+/// Writes the events with simulation time in [a, b) to `out` as JSON lines, `shift`
+/// seconds added to their `ts`. `progress` hears the events written so far. Returns the
+/// number of events written.
+pub fn write_json_lines(
+    ds: &Dataset,
+    timeline: &Timeline,
+    (a, b): (i64, i64),
+    shift: i64,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<u64> {
+    let (full_tx, full_rx) = sync_channel::<(Vec<u8>, u64)>(2);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(4);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut buf = Vec::with_capacity(CHUNK + 64 * 1024);
+            let mut events = 0u64;
+            let mut stopped = false;
+            timeline.for_each_event(ds, a, b, shift, |pos, event_shift| {
+                if stopped {
+                    return;
+                }
+                expand_event(&ds.events, pos, event_shift, &mut buf);
+                buf.push(b'\n');
+                events += 1;
+                if buf.len() >= CHUNK {
+                    let next = empty_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK + 64 * 1024));
+                    stopped = full_tx
+                        .send((std::mem::replace(&mut buf, next), events))
+                        .is_err();
+                    events = 0;
+                }
+            });
+            if !stopped && !buf.is_empty() {
+                let _ = full_tx.send((buf, events));
+            }
+        });
+        let mut written = 0u64;
+        // An error returns at once: dropping the receiver stops the helper.
+        for (mut buf, events) in full_rx {
+            out.write_all(&buf)?;
+            written += events;
+            progress(written);
+            buf.clear();
+            let _ = empty_tx.try_send(buf);
         }
-    }
-}
-
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = AtomicFile::create(path)?;
-    file.writer().write_all(bytes)?;
-    file.commit()
-}
-
-/// Removes temporary files a crashed run left in `dir`; returns how many.
-pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
-    let mut removed = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-/// fsyncs a directory, so that a rename in it survives a crash.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn appears_only_on_commit_and_cleans_up_when_dropped() {
-        let dir = std::env::temp_dir().join(format!("caspers-atomic-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("out.json");
-        let mut f = AtomicFile::create(&path).unwrap();
-        f.writer().write_all(b"hello\n").unwrap();
-        assert!(!path.exists());
-        f.commit().unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"hello\n");
-
-        let mut g = AtomicFile::create(&dir.join("other.json")).unwrap();
-        g.writer().write_all(b"partial").unwrap();
-        drop(g);
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["out.json"]);
-        fs::remove_dir_all(&dir).unwrap();
-    }
+        Ok(written)
+    })
 }

@@ -1,0 +1,26 @@
+//! Shared by the bench binaries: the full 90-day generated dataset.
+
+use std::path::PathBuf;
+
+use caspers_replay::dataset::generate;
+
+/// The 90-day dataset (seed 42), generated into target/ on first use, or the directory
+/// named by CASPERS_BENCH_DATASET.
+pub fn full_dataset() -> PathBuf {
+    let dir = std::env::var_os("CASPERS_BENCH_DATASET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-dataset-90d")
+        });
+    if !dir.join("events.parquet").is_file() {
+        eprintln!("generating the 90-day dataset into {} ...", dir.display());
+        generate::generate(&generate::GenerateOptions::default(), &dir, |_, _| {})
+            .expect("generate");
+    }
+    dir
+}
+
+/// Removes the dataset's index cache, so that the next load decodes the parquet file.
+pub fn drop_cache(dir: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(dir.join(caspers_replay::dataset::cache::CACHE_DIR));
+}
