@@ -349,59 +349,102 @@ fn shift_to_today_is_fixed_at_the_first_run() {
 #[test]
 fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let dataset = generated(20);
-    let r = Replay::new("replay_crash", dataset.clone());
     let opts = ["--start-day", "19", "--speed", "30"];
-    let nows = [
-        "2026-11-24T12:00:00Z",
-        "2026-11-24T12:10:00Z",
-        "2026-11-24T12:20:00Z",
-    ];
-    // How long an undisturbed run takes here, to spread the kills over it.
+    let nows = ["2026-11-24T12:00:00Z", "2026-11-24T12:10:00Z"];
+    let end = DAY0 + 19 * 86_400 + 12 * 3600 + 10 * 60 * 30;
+    let want = expected(&dataset, DAY0, end, false, 0);
+    // How long an undisturbed catch-up takes here (the index cache built), to spread the
+    // kills over it.
     let probe = Replay::new("replay_crash_probe", dataset.clone());
+    probe.ok(nows[0], &["--start-day", "19", "--reset"]);
     let t = Instant::now();
-    probe.ok(nows[0], &opts);
+    probe.ok(nows[0], &["--start-day", "19", "--reset"]);
     let full = t.elapsed();
 
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut kills = 0;
-    for now in nows {
-        // Kill this run at random moments (8 times mid-way), then let one finish.
-        let mut killed_here = 0;
-        for _ in 0..40 {
-            if killed_here == 8 {
-                break;
-            }
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let delay = full.mul_f64((seed % 1000) as f64 / 1000.0);
-            let mut child = r.command(now, &opts).spawn().unwrap();
-            std::thread::sleep(delay);
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % 10_000) as f64 / 10_000.0
+    };
+    let (mut kills, mut rounds) = (0, 0);
+    for round in 0..100 {
+        if kills >= 24 {
+            break;
+        }
+        rounds += 1;
+        // A fresh catch-up, killed at random moments (up to three times in a row, so that
+        // recoveries are themselves interrupted), then a later run, then the check.
+        let r = Replay::new("replay_crash", dataset.clone());
+        for _ in 0..1 + round % 3 {
+            let mut child = r.command(nows[0], &opts).spawn().unwrap();
+            std::thread::sleep(full.mul_f64(0.9 * random()));
             if child.try_wait().unwrap().is_none() {
                 kills += 1;
-                killed_here += 1;
             }
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
         }
-        r.ok(now, &opts);
+        r.ok(nows[0], &opts);
+        r.ok(nows[1], &opts);
+        let got = r.lines();
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "round {round}: every event exactly once"
+        );
+        assert!(got == want, "round {round}: the events differ");
+        assert_eq!(r.checkpoint()["window_end"], end);
+        // No temporary file is left visible to a reader.
+        assert!(r.files().iter().all(|f| {
+            let name = f.file_name().unwrap().to_string_lossy();
+            name.starts_with("events_") && name.ends_with(".json")
+        }));
     }
-    assert!(kills >= 20, "only {kills} runs were killed mid-way");
-    let end = r.checkpoint()["window_end"].as_i64().unwrap();
-    assert_eq!(end, DAY0 + 19 * 86_400 + 12 * 3600 + 20 * 60 * 30);
-    let want = expected(&dataset, DAY0, end, false, 0);
-    let got = r.lines();
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "every event exactly once ({kills} kills)"
+    assert!(
+        kills >= 20,
+        "only {kills} runs were killed mid-way in {rounds} rounds"
     );
-    assert!(got == want);
-    // No temporary file is left visible to a reader.
-    assert!(r.files().iter().all(|f| {
-        let name = f.file_name().unwrap().to_string_lossy();
-        name.starts_with("events_") && name.ends_with(".json")
-    }));
+}
+
+#[test]
+fn a_run_stopped_between_its_steps_is_completed_not_repeated() {
+    let dataset = generated(3);
+    let r = Replay::new("replay_pending", dataset.clone());
+    let opts = ["--start-day", "1"];
+    r.ok("2026-11-24T08:00:00Z", &opts);
+    let want = r.lines();
+    let done = r.checkpoint();
+    let file = r.files().pop().unwrap();
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    // The checkpoint as the run left it just before publishing its file.
+    let mut pending = done.clone();
+    pending["runs"] = 0.into();
+    pending["window_end"] = DAY0.into();
+    pending["pending"] = serde_json::json!({
+        "window_start": DAY0,
+        "window_end": done["window_end"],
+        "wall_clock": done["wall_clock"],
+        "file": name,
+    });
+    let pending_text = serde_json::to_vec_pretty(&pending).unwrap();
+
+    // Stopped after the rename: the file is kept as it is.
+    std::fs::write(&r.checkpoint, &pending_text).unwrap();
+    let out = r.run("2026-11-24T08:00:00Z", &opts);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("left pending"), "{}", stderr(&out));
+    assert_eq!(r.lines(), want);
+    assert_eq!(r.checkpoint()["window_end"], done["window_end"]);
+    assert!(r.checkpoint()["pending"].is_null());
+
+    // Stopped before the rename (only a temporary file): the same file is written again.
+    std::fs::write(&r.checkpoint, &pending_text).unwrap();
+    std::fs::rename(&file, r.out.join(format!(".caspers-tmp-{name}"))).unwrap();
+    r.ok("2026-11-24T08:00:00Z", &opts);
+    assert_eq!(r.lines(), want);
+    assert_eq!(r.files(), [file]);
 }
 
 fn stderr(out: &Output) -> String {
