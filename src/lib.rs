@@ -7,6 +7,7 @@
 //! - [`clock`]: simulation time and how it maps onto the dataset (loops).
 //! - [`sinks`]: where expanded events go (files that appear whole).
 //! - [`replay`]: the scheduled batch replay with its crash-safe checkpoint.
+//! - [`http`]: the live feed's server (SSE, WebSocket, clock control, map page).
 //! - [`time`]: the one time conversion (Unix seconds, UTC); [`atomic_file`]: files that
 //!   appear whole.
 
@@ -14,6 +15,7 @@ pub mod atomic_file;
 pub mod clock;
 pub mod dataset;
 pub mod events;
+pub mod http;
 pub mod progress;
 pub mod replay;
 pub mod sinks;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use caspers_replay::dataset::{self, Dataset, generate::GenerateOptions};
+use caspers_replay::http::{ServeOptions, Server};
 use caspers_replay::progress::Progress;
 use caspers_replay::replay::{self, ReplayOptions};
 use caspers_replay::time;
@@ -16,13 +17,16 @@ use caspers_replay::time;
 #[derive(Parser)]
 #[command(name = "caspers-replay", version, about, long_about = None)]
 struct Cli {
-    /// With no command: make the default dataset if it is missing, then show it.
+    /// With no command: `serve` with its defaults (the default dataset is generated first
+    /// when it is missing).
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the live feed: SSE and WebSocket streams, the clock's control, the map page.
+    Serve(ServeArgs),
     /// Generate a realistic canonical dataset (events.parquet, locations.parquet).
     Generate {
         /// Directory to write into (created if missing).
@@ -74,6 +78,43 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Dataset directory (the default one is generated when missing).
+    #[arg(long, default_value = dataset::DEFAULT_DIR)]
+    dataset: PathBuf,
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Day of the dataset (0-based) to start at, at the current UTC time of day.
+    #[arg(long, default_value_t = 20)]
+    start_day: i64,
+    /// Simulated seconds per wall-clock second at start.
+    #[arg(long, default_value_t = 60.0, value_parser = parse_speed)]
+    speed: f64,
+    /// At the dataset's end, start again instead of stopping.
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Start with the clock paused.
+    #[arg(long)]
+    paused: bool,
+    /// The presenter's token for changing the clock (generated and printed when not given).
+    #[arg(long)]
+    control_token: Option<String>,
+    /// Streams served at once; more get 503.
+    #[arg(long, default_value_t = 20_000)]
+    max_clients: usize,
+    /// Milliseconds between clock ticks.
+    #[arg(long, default_value_t = 100)]
+    tick_ms: u64,
+    /// KiB a slow client may have queued before it is skipped ahead.
+    #[arg(long, default_value_t = 1024)]
+    queue_kib: usize,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp(None)
@@ -115,17 +156,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             replay(&dataset, &opts)
         }
-        None => {
-            let dir = PathBuf::from(dataset::DEFAULT_DIR);
-            if !dir.join(dataset::EVENTS_FILE).is_file() {
-                log::info!(
-                    "no dataset at {}: generating the default one",
-                    dir.display()
-                );
-                generate(&dir, 90, 42)?;
-            }
-            inspect(&dir)
-        }
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(ServeArgs::defaults()),
     }
 }
 
@@ -147,6 +179,91 @@ fn generate(out: &Path, days: u32, seed: u64) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+#[derive(Parser)]
+#[command(no_binary_name = true)]
+struct DefaultServe {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+impl ServeArgs {
+    /// The defaults, as `serve` with no options.
+    fn defaults() -> ServeArgs {
+        DefaultServe::parse_from(std::iter::empty::<String>()).args
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let dir = &args.dataset;
+    if dir == Path::new(dataset::DEFAULT_DIR) && !dir.join(dataset::EVENTS_FILE).is_file() {
+        log::info!(
+            "no dataset at {}: generating the default one",
+            dir.display()
+        );
+        generate(dir, 90, 42)?;
+    }
+    let started = Instant::now();
+    let ds = Dataset::open(dir)?;
+    let days = ds.days();
+    if !(0..days).contains(&args.start_day) {
+        anyhow::bail!(
+            "--start-day {} is outside the dataset, which has days 0 to {}",
+            args.start_day,
+            days - 1
+        );
+    }
+    let now = time::now_unix_f64();
+    let start =
+        (ds.day_zero() + args.start_day * time::DAY) as f64 + now.rem_euclid(time::DAY as f64);
+    let token = args.control_token.clone().unwrap_or_else(random_token);
+    let opts = ServeOptions {
+        bind: args.bind.clone(),
+        start,
+        speed: args.speed,
+        paused: args.paused,
+        looping: args.looping,
+        control_token: token.clone(),
+        max_clients: args.max_clients,
+        tick: std::time::Duration::from_millis(args.tick_ms.max(1)),
+        queue_limit: args.queue_kib.max(1) * 1024,
+        workers: args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+    };
+    let events = ds.events.len();
+    actix_web::rt::System::new().block_on(async move {
+        let server = Server::start(ds, &opts)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.bind))?;
+        let addr = server.addrs[0];
+        println!(
+            "serving {events} events (loaded in {:.2} s) on http://{addr}/ from day {} at {}x",
+            started.elapsed().as_secs_f64(),
+            args.start_day,
+            opts.speed
+        );
+        println!("presenter: http://{addr}/?token={token}");
+        println!("streams: http://{addr}/v1/events (SSE), ws://{addr}/v1/ws; clock: http://{addr}/v1/clock");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        server.run_until_signal().await?;
+        Ok(())
+    })
+}
+
+/// 128 random bits, in hex.
+fn random_token() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if ok.is_err() {
+        // No /dev/urandom: the clock and the process id still make it unguessable enough
+        // for a demo, and the presenter can always pass --control-token.
+        let seed = time::now_unix_f64().to_bits() ^ u64::from(std::process::id()) << 32;
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_speed(text: &str) -> Result<f64, String> {

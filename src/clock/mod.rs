@@ -1,6 +1,11 @@
-//! Simulation time: where the replay is, how it maps onto the dataset, and (with the live
-//! feed) how it advances.
+//! Simulation time: how it maps onto the dataset (timeline, loops), how it advances live
+//! (the clock and its task), and where an event sits in the live stream (positions).
 
+pub mod actor;
+mod position;
+mod sim_clock;
 mod timeline;
 
+pub use position::{Position, PositionError};
+pub use sim_clock::SimClock;
 pub use timeline::{Segment, Timeline};

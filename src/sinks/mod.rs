@@ -1,4 +1,8 @@
-//! Where expanded events go: JSON lines files for batch consumers (and, with the live feed,
-//! SSE and WebSocket subscribers).
+//! Where expanded events go: JSON lines files for batch consumers; for the live feed, a
+//! hub that frames each tick's events once per transport and fans them out to subscribers'
+//! byte-bounded queues, drained by SSE and WebSocket writers.
 
 pub mod files;
+pub mod filter;
+pub mod hub;
+pub mod queue;

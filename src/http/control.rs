@@ -1,0 +1,193 @@
+//! The clock's control (anyone reads, presenters change) and the operations endpoints.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::AppState;
+use super::params::bad_request;
+use crate::clock::actor::Command;
+use crate::time::{DAY, parse_rfc3339};
+
+pub async fn get_clock(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.clock.state())
+}
+
+/// A presenter's change: any of these, applied together.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockChange {
+    speed: Option<f64>,
+    paused: Option<bool>,
+    /// Simulation time to jump to: Unix seconds, RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC).
+    seek: Option<serde_json::Value>,
+    /// Day of the dataset to jump to (its midnight).
+    seek_day: Option<i64>,
+}
+
+/// The token a request carries: `Authorization: Bearer T`, `X-Control-Token: T` or
+/// `?token=T`.
+fn presented_token(req: &HttpRequest) -> Option<String> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(t) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
+        return Some(t.trim().to_string());
+    }
+    if let Some(t) = header("x-control-token") {
+        return Some(t.trim().to_string());
+    }
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("token").cloned())
+}
+
+/// Compares without stopping at the first difference.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub async fn post_clock(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    match presented_token(&req) {
+        Some(t) if same_token(&t, &state.token) => {}
+        Some(_) => {
+            return HttpResponse::Forbidden()
+                .json(serde_json::json!({"error": "wrong presenter token"}));
+        }
+        None => {
+            return HttpResponse::Unauthorized().json(serde_json::json!({
+                "error": "changing the clock needs the presenter token \
+                          (Authorization: Bearer TOKEN, printed by the server at start)"
+            }));
+        }
+    }
+    let change: ClockChange = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return bad_request(&format!(
+                "expected JSON like {{\"speed\": 3600, \"paused\": false, \"seek\": \"2024-01-10 12:00:00\", \"seek_day\": 10}}: {e}"
+            ));
+        }
+    };
+    let clock = state.clock.state();
+    let mut commands = Vec::new();
+    if let Some(day) = change.seek_day {
+        let day_zero = clock.dataset_start.div_euclid(DAY) * DAY;
+        commands.push(Command::Seek((day_zero + day * DAY) as f64));
+    }
+    if let Some(seek) = &change.seek {
+        let t = match seek {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => parse_rfc3339(s).ok().map(|t| t as f64),
+            _ => None,
+        };
+        match t {
+            Some(t) => commands.push(Command::Seek(t)),
+            None => {
+                return bad_request(&format!(
+                    "seek {seek} is not a time (Unix seconds, or e.g. \"2024-01-10 12:00:00\")"
+                ));
+            }
+        }
+    }
+    if let Some(speed) = change.speed {
+        commands.push(Command::SetSpeed(speed));
+    }
+    if let Some(paused) = change.paused {
+        commands.push(Command::SetPaused(paused));
+    }
+    if commands.is_empty() {
+        return bad_request("nothing to change: give speed, paused, seek or seek_day");
+    }
+    match state.clock.apply(commands).await {
+        Ok(new_state) => HttpResponse::Ok().json(new_state),
+        Err(e) => bad_request(&e),
+    }
+}
+
+/// Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let hub = &state.hub;
+    let m = &hub.metrics;
+    let (sse, ws) = hub.counts();
+    let clock = state.clock.state();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    metric(
+        "caspers_subscribers",
+        "gauge",
+        "Connected subscribers by transport.",
+        &[
+            ("{transport=\"sse\"}", sse as f64),
+            ("{transport=\"websocket\"}", ws as f64),
+        ],
+    );
+    metric(
+        "caspers_events_sent_total",
+        "counter",
+        "Events queued to subscribers by transport.",
+        &[
+            ("{transport=\"sse\"}", load(&m.events_sent_sse) as f64),
+            ("{transport=\"websocket\"}", load(&m.events_sent_ws) as f64),
+        ],
+    );
+    metric(
+        "caspers_events_dropped_total",
+        "counter",
+        "Events dropped for subscribers whose queue was full.",
+        &[("", load(&m.events_dropped) as f64)],
+    );
+    metric(
+        "caspers_clients_lagged_total",
+        "counter",
+        "Times a subscriber was told it missed events and skipped ahead.",
+        &[("", load(&m.clients_lagged) as f64)],
+    );
+    metric(
+        "caspers_clients_dropped_total",
+        "counter",
+        "Subscribers disconnected by the server.",
+        &[("", load(&m.clients_dropped) as f64)],
+    );
+    metric(
+        "caspers_clients_rejected_total",
+        "counter",
+        "Connections refused past --max-clients.",
+        &[("", state.rejected.load(Ordering::Relaxed) as f64)],
+    );
+    metric(
+        "caspers_sim_time_seconds",
+        "gauge",
+        "Simulation time, Unix seconds.",
+        &[("", clock.sim_time)],
+    );
+    metric(
+        "caspers_speed",
+        "gauge",
+        "Clock speed multiplier.",
+        &[("", clock.speed)],
+    );
+    metric(
+        "caspers_paused",
+        "gauge",
+        "1 when the clock is paused.",
+        &[("", f64::from(u8::from(clock.paused)))],
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
+}

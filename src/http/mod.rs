@@ -1,0 +1,161 @@
+//! The HTTP face of the live feed (actix-web): SSE and WebSocket streams, the clock's
+//! control, operations endpoints and the map page, in one process.
+
+mod control;
+mod params;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use crate::clock::Timeline;
+use crate::clock::actor::{self, ClockConfig, ClockHandle};
+use crate::dataset::Dataset;
+use crate::sinks::hub::Hub;
+
+/// How to serve.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub bind: String,
+    /// Simulation time to start at (Unix seconds).
+    pub start: f64,
+    pub speed: f64,
+    pub paused: bool,
+    pub looping: bool,
+    /// The presenter's token (needed to change the clock).
+    pub control_token: String,
+    pub max_clients: usize,
+    pub tick: Duration,
+    /// Bytes a subscriber's queue may hold before it is skipped ahead.
+    pub queue_limit: usize,
+    /// HTTP worker threads.
+    pub workers: usize,
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    pub hub: Arc<Hub>,
+    pub clock: ClockHandle,
+    pub token: String,
+    pub max_clients: usize,
+    pub clients: AtomicUsize,
+    pub rejected: AtomicU64,
+}
+
+/// Holds one of the `--max-clients` places while a stream is open.
+pub(crate) struct ClientSlot(Arc<AppState>);
+
+impl AppState {
+    pub fn take_slot(self: &Arc<Self>) -> Option<ClientSlot> {
+        let n = self.clients.fetch_add(1, Ordering::SeqCst);
+        if n >= self.max_clients {
+            self.clients.fetch_sub(1, Ordering::SeqCst);
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(ClientSlot(Arc::clone(self)))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A running server.
+pub struct Server {
+    pub addrs: Vec<SocketAddr>,
+    server: actix_web::dev::Server,
+    hub: Arc<Hub>,
+}
+
+impl Server {
+    /// Binds and starts serving `ds`; the clock starts ticking. Call from within an actix
+    /// system (`actix_web::rt::System`).
+    pub fn start(ds: Dataset, opts: &ServeOptions) -> std::io::Result<Server> {
+        let ds = Arc::new(ds);
+        let timeline = Timeline::new(&ds, opts.looping);
+        let hub = Arc::new(Hub::new(Arc::clone(&ds), timeline, opts.queue_limit));
+        let clock = actor::spawn(
+            Arc::clone(&hub),
+            timeline,
+            ClockConfig {
+                start: opts.start,
+                speed: opts.speed,
+                paused: opts.paused,
+                tick: opts.tick,
+            },
+        );
+        let state = web::Data::from(Arc::new(AppState {
+            hub: Arc::clone(&hub),
+            clock,
+            token: opts.control_token.clone(),
+            max_clients: opts.max_clients,
+            clients: AtomicUsize::new(0),
+            rejected: AtomicU64::new(0),
+        }));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    let response = params::bad_request(&format!("bad query string: {e}"));
+                    actix_web::error::InternalError::from_response(e, response).into()
+                }))
+                .route("/", web::get().to(index))
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+                )
+                .route("/metrics", web::get().to(control::metrics))
+                .route("/v1/clock", web::get().to(control::get_clock))
+                .route("/v1/clock", web::post().to(control::post_clock))
+                .route("/v1/events", web::get().to(stream::sse))
+                .route("/v1/ws", web::get().to(stream::websocket))
+        })
+        .workers(opts.workers.max(1))
+        .backlog(4096)
+        .max_connections(opts.max_clients.saturating_add(1024))
+        .disable_signals()
+        .shutdown_timeout(3)
+        .bind(&opts.bind)?;
+        let addrs = server.addrs();
+        let server = server.run();
+        Ok(Server { addrs, server, hub })
+    }
+
+    /// Serves until SIGINT or SIGTERM, then tells every client and stops.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let hub = Arc::clone(&self.hub);
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            log::info!("shutting down: closing every stream");
+            hub.close_all("server shutting down");
+            // Let the writers send their close messages.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The map page.
+async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("../../static/index.html"))
+}

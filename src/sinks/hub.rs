@@ -1,0 +1,489 @@
+//! The broadcaster: fans each tick's events out to every live subscriber.
+//!
+//! Each event is expanded once per tick, and framed once per transport; subscribers are
+//! grouped by (filter, transport), and each group's chunk for the tick is built once and
+//! shared as `Bytes` by every subscriber in it (10,000 clients filtered to one of four
+//! kitchens cost four chunks a tick, not 10,000). A tick's events reach a client as one
+//! chunk: one SSE write, or one WebSocket message.
+//!
+//! The hub also remembers which simulation time it has emitted (runs broken by seeks), so
+//! a reconnecting client is sent exactly what it missed, and registers new subscribers
+//! under the same lock as a tick's fan-out, so a catch-up meets the live stream with no gap
+//! and no duplicate.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::filter::Filter;
+use super::queue::ClientQueue;
+use crate::clock::{Position, PositionError, Timeline};
+use crate::dataset::Dataset;
+use crate::events::{EventShift, EventType, expand_event};
+
+/// How a subscriber's events are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Sse,
+    WebSocket,
+}
+
+impl Transport {
+    /// A control message (its JSON has a `type`): an SSE event named after it, carrying no
+    /// `id:` (a client must never resume from one), or the JSON as a WebSocket message.
+    pub fn control(self, kind: &str, json: &[u8]) -> Bytes {
+        match self {
+            Transport::Sse => {
+                let mut out = Vec::with_capacity(json.len() + 24);
+                out.extend_from_slice(b"event: ");
+                out.extend_from_slice(kind.as_bytes());
+                out.extend_from_slice(b"\ndata: ");
+                out.extend_from_slice(json);
+                out.extend_from_slice(b"\n\n");
+                out.into()
+            }
+            Transport::WebSocket => Bytes::copy_from_slice(json),
+        }
+    }
+}
+
+/// Live counters for /metrics.
+#[derive(Debug, Default)]
+pub struct HubMetrics {
+    pub events_sent_sse: AtomicU64,
+    pub events_sent_ws: AtomicU64,
+    pub chunks_dropped: AtomicU64,
+    pub events_dropped: AtomicU64,
+    pub clients_lagged: AtomicU64,
+    pub clients_dropped: AtomicU64,
+    pub ticks: AtomicU64,
+}
+
+struct Member {
+    id: u64,
+    queue: Arc<ClientQueue>,
+}
+
+#[derive(Default)]
+struct State {
+    groups: HashMap<(Filter, Transport), Vec<Member>>,
+    /// Simulation time emitted, as runs [from, to) in emission order; a seek starts a run.
+    history: Vec<(i64, i64)>,
+    next_id: u64,
+}
+
+/// The fan-out point between the clock and the subscribers.
+pub struct Hub {
+    state: Mutex<State>,
+    ds: Arc<Dataset>,
+    timeline: Timeline,
+    /// First 8 hex digits of the dataset fingerprint: the tag of every position.
+    pub tag: String,
+    /// Bytes a subscriber's queue may hold.
+    pub queue_limit: usize,
+    pub metrics: HubMetrics,
+}
+
+/// A registered subscriber; dropping it unregisters.
+pub struct Subscription {
+    pub queue: Arc<ClientQueue>,
+    pub filter: Filter,
+    pub transport: Transport,
+    id: u64,
+    hub: Arc<Hub>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unregister(self.filter, self.transport, self.id);
+    }
+}
+
+/// Where a new subscriber starts.
+pub enum Start<'a> {
+    /// At the live edge.
+    Live,
+    /// Just after this position (text from `Last-Event-ID` or `?from=`).
+    After(&'a str),
+}
+
+/// Events at most sent as a resuming client's catch-up.
+const MAX_CATCH_UP: usize = 2_000_000;
+
+impl Hub {
+    pub fn new(ds: Arc<Dataset>, timeline: Timeline, queue_limit: usize) -> Hub {
+        Hub {
+            state: Mutex::new(State::default()),
+            tag: ds.fingerprint.chars().take(8).collect(),
+            ds,
+            timeline,
+            queue_limit,
+            metrics: HubMetrics::default(),
+        }
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.ds
+    }
+
+    /// Subscribers per transport.
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.state.lock().expect("hub lock");
+        let mut counts = (0, 0);
+        for ((_, transport), members) in &s.groups {
+            match transport {
+                Transport::Sse => counts.0 += members.len(),
+                Transport::WebSocket => counts.1 += members.len(),
+            }
+        }
+        counts
+    }
+
+    /// Registers a subscriber. With `Start::After`, the events emitted after that position
+    /// are queued first; with `snapshot`, the orders in flight come before everything. A
+    /// position that cannot be resumed from is answered by an error message in the stream,
+    /// then live events.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        filter: Filter,
+        transport: Transport,
+        start: Start<'_>,
+        snapshot: bool,
+    ) -> Subscription {
+        let queue = Arc::new(ClientQueue::new(self.queue_limit));
+        queue.hold(true);
+        let (id, history) = {
+            let mut s = self.state.lock().expect("hub lock");
+            s.next_id += 1;
+            let id = s.next_id;
+            s.groups
+                .entry((filter, transport))
+                .or_default()
+                .push(Member {
+                    id,
+                    queue: Arc::clone(&queue),
+                });
+            (id, s.history.clone())
+        };
+        // Built outside the lock: live chunks queue up behind while the writer is held.
+        let mut front = Vec::new();
+        let edge = history.last().map_or(self.timeline.day_zero, |r| r.1);
+        if snapshot {
+            front.push((self.snapshot(edge, filter, transport), 0));
+        }
+        if let Start::After(text) = start {
+            match self.catch_up(text, &history, filter, transport) {
+                Ok(chunks) => front.extend(chunks),
+                Err(e) => {
+                    let message = serde_json::json!({
+                        "type": "error",
+                        "message": format!("cannot resume: {e}; streaming live events from now"),
+                    });
+                    front.push((
+                        transport.control("error", message.to_string().as_bytes()),
+                        0,
+                    ));
+                }
+            }
+        }
+        queue.push_front_events(front);
+        queue.hold(false);
+        Subscription {
+            queue,
+            filter,
+            transport,
+            id,
+            hub: Arc::clone(self),
+        }
+    }
+
+    fn unregister(&self, filter: Filter, transport: Transport, id: u64) {
+        let mut s = self.state.lock().expect("hub lock");
+        if let Some(members) = s.groups.get_mut(&(filter, transport)) {
+            members.retain(|m| m.id != id);
+            if members.is_empty() {
+                s.groups.remove(&(filter, transport));
+            }
+        }
+    }
+
+    /// Starts a new run of emitted time at `sim` (the clock started or was sought).
+    pub fn start_run(&self, sim: i64) {
+        let mut s = self.state.lock().expect("hub lock");
+        s.history.push((sim, sim));
+        if s.history.len() > 256 {
+            s.history.remove(0);
+        }
+    }
+
+    /// Sends the events of simulation time [a, b) to every subscriber whose filter they
+    /// pass, and records [a, b) as emitted.
+    pub fn broadcast_window(&self, a: i64, b: i64) {
+        let ds = &*self.ds;
+        let mut events = Vec::new();
+        self.timeline
+            .for_each_event(ds, a, b, 0, |pos, shift| events.push((pos, shift)));
+        let tick = FramedTick::new(ds, &self.tag, &events);
+
+        let mut s = self.state.lock().expect("hub lock");
+        match s.history.last_mut() {
+            Some(run) if run.1 == a => run.1 = b,
+            _ => s.history.push((a, b)),
+        }
+        self.metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        if events.is_empty() {
+            return;
+        }
+        for ((filter, transport), members) in &s.groups {
+            let Some((chunk, n)) = tick.chunk(*filter, *transport) else {
+                continue;
+            };
+            let sent = match transport {
+                Transport::Sse => &self.metrics.events_sent_sse,
+                Transport::WebSocket => &self.metrics.events_sent_ws,
+            };
+            for m in members {
+                if m.queue.push_events(chunk.clone(), n) {
+                    sent.fetch_add(n, Ordering::Relaxed);
+                } else {
+                    self.metrics.chunks_dropped.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.events_dropped.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sends a control message (its JSON has `"type": kind`) to every subscriber.
+    pub fn broadcast_control(&self, kind: &str, json: &[u8]) {
+        let framed = [Transport::Sse, Transport::WebSocket].map(|t| t.control(kind, json));
+        let s = self.state.lock().expect("hub lock");
+        for ((_, transport), members) in &s.groups {
+            let message = &framed[usize::from(*transport == Transport::WebSocket)];
+            for m in members {
+                m.queue.push_control(message.clone());
+            }
+        }
+    }
+
+    /// Asks every subscriber to close, with `reason`.
+    pub fn close_all(&self, reason: &str) {
+        let s = self.state.lock().expect("hub lock");
+        for members in s.groups.values() {
+            for m in members {
+                m.queue.close(reason);
+            }
+        }
+    }
+
+    /// The events emitted after position `text`, in emission order, framed as chunks.
+    fn catch_up(
+        &self,
+        text: &str,
+        history: &[(i64, i64)],
+        filter: Filter,
+        transport: Transport,
+    ) -> Result<Vec<(Bytes, u64)>, PositionError> {
+        let ds = &*self.ds;
+        let p = Position::parse(text, &self.tag)?;
+        let row = p.row as usize;
+        if row >= ds.events.len() {
+            return Err(PositionError::OutOfRange(text.into()));
+        }
+        let shift = i64::from(p.loop_index) * self.timeline.loop_seconds;
+        let sim = ds.events.ts(row) + shift;
+        let key = (sim, ds.events.sequence(row), p.loop_index, row);
+        // The latest run that emitted that instant; everything after the position in it,
+        // then every later run.
+        let Some(first) = history.iter().rposition(|&(a, b)| a <= sim && sim < b) else {
+            return Err(PositionError::OutOfRange(text.into()));
+        };
+        let mut events = Vec::new();
+        for (i, &(a, b)) in history[first..].iter().enumerate() {
+            let from = if i == 0 { sim } else { a };
+            self.timeline.for_each_event(ds, from, b, 0, |pos, s| {
+                let k = (
+                    ds.events.ts(pos) + s.seconds,
+                    ds.events.sequence(pos),
+                    s.loop_index,
+                    pos,
+                );
+                let after = i > 0 || k > key;
+                if after && filter.matches(ds.events.location_id(pos), ds.events.event_type(pos)) {
+                    events.push((pos, s));
+                }
+            });
+        }
+        let skipped = events.len().saturating_sub(MAX_CATCH_UP);
+        let events = &events[skipped..];
+        let mut chunks = Vec::new();
+        if skipped > 0 {
+            let message = serde_json::json!({"type": "lagged", "missed": skipped});
+            chunks.push((
+                transport.control("lagged", message.to_string().as_bytes()),
+                0,
+            ));
+        }
+        for part in events.chunks(4096) {
+            let tick = FramedTick::new(ds, &self.tag, part);
+            if let Some(chunk) = tick.chunk(Filter::default(), transport) {
+                chunks.push(chunk);
+            }
+        }
+        Ok(chunks)
+    }
+
+    /// The orders in flight at `sim`: for each, its order_created, its driver_picked_up
+    /// and its latest driver_ping so far, so that a map is full the moment it connects.
+    fn snapshot(&self, sim: i64, filter: Filter, transport: Transport) -> Bytes {
+        let ds = &*self.ds;
+        const LOOKBACK: i64 = 4 * 3600;
+        // (loop, order) -> (created, picked_up, last ping)
+        let mut orders: HashMap<(u32, u32), OrderParts> = HashMap::new();
+        self.timeline
+            .for_each_event(ds, sim - LOOKBACK, sim, 0, |pos, shift| {
+                if !filter.matches(ds.events.location_id(pos), ds.events.event_type(pos)) {
+                    return;
+                }
+                let key = (shift.loop_index, ds.events.order_key(pos));
+                let slot = match ds.events.event_type(pos) {
+                    EventType::OrderCreated => 0,
+                    EventType::DriverPickedUp => 1,
+                    EventType::DriverPing => 2,
+                    EventType::Delivered => {
+                        orders.remove(&key);
+                        return;
+                    }
+                    _ => return,
+                };
+                orders.entry(key).or_default()[slot] = Some((pos, shift));
+            });
+        let mut picked: Vec<(usize, EventShift)> = orders
+            .values()
+            .filter(|o| o[0].is_some())
+            .flat_map(|o| o.iter().flatten().copied())
+            .collect();
+        picked
+            .sort_by_key(|&(pos, s)| (ds.events.ts(pos) + s.seconds, ds.events.sequence(pos), pos));
+        let mut json = Vec::with_capacity(256 * picked.len() + 64);
+        json.extend_from_slice(b"{\"type\":\"snapshot\",\"sim_time\":");
+        crate::events::json::push_int(&mut json, sim);
+        json.extend_from_slice(b",\"orders\":");
+        crate::events::json::push_int(
+            &mut json,
+            orders.values().filter(|o| o[0].is_some()).count(),
+        );
+        json.extend_from_slice(b",\"events\":[");
+        for (i, &(pos, shift)) in picked.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            expand_event(&ds.events, pos, shift, &mut json);
+        }
+        json.extend_from_slice(b"]}");
+        transport.control("snapshot", &json)
+    }
+}
+
+/// An in-flight order's events for a snapshot: order_created, driver_picked_up, last ping.
+type OrderParts = [Option<(usize, EventShift)>; 3];
+
+/// Where one event of a tick sits in the tick's buffers.
+struct FramedEvent {
+    location_id: u8,
+    event_type: EventType,
+    /// Its SSE frame in `FramedTick::sse`.
+    frame: Range<usize>,
+    /// Its JSON inside that frame.
+    json: Range<usize>,
+    /// Its position text in `FramedTick::positions`.
+    position: Range<usize>,
+}
+
+/// One tick's events, expanded once, framed once per transport on demand.
+struct FramedTick {
+    /// Every event's SSE frame, back to back.
+    sse: Bytes,
+    index: Vec<FramedEvent>,
+    positions: Vec<u8>,
+}
+
+impl FramedTick {
+    fn new(ds: &Dataset, tag: &str, events: &[(usize, EventShift)]) -> FramedTick {
+        let mut sse = Vec::with_capacity(events.len() * 400);
+        let mut positions = Vec::with_capacity(events.len() * 20);
+        let mut index = Vec::with_capacity(events.len());
+        for &(pos, shift) in events {
+            let start = sse.len();
+            sse.extend_from_slice(b"id: ");
+            let p0 = positions.len();
+            Position {
+                loop_index: shift.loop_index,
+                row: pos as u32,
+            }
+            .write(tag, &mut positions);
+            sse.extend_from_slice(&positions[p0..]);
+            sse.extend_from_slice(b"\ndata: ");
+            let j0 = sse.len();
+            expand_event(&ds.events, pos, shift, &mut sse);
+            let j1 = sse.len();
+            sse.extend_from_slice(b"\n\n");
+            index.push(FramedEvent {
+                location_id: ds.events.location_id(pos),
+                event_type: ds.events.event_type(pos),
+                frame: start..sse.len(),
+                json: j0..j1,
+                position: p0..positions.len(),
+            });
+        }
+        FramedTick {
+            sse: sse.into(),
+            index,
+            positions,
+        }
+    }
+
+    /// The tick's chunk for a group, with its event count; `None` when no event passes.
+    fn chunk(&self, filter: Filter, transport: Transport) -> Option<(Bytes, u64)> {
+        let picked: Vec<usize> = (0..self.index.len())
+            .filter(|&i| filter.matches(self.index[i].location_id, self.index[i].event_type))
+            .collect();
+        if picked.is_empty() {
+            return None;
+        }
+        let n = picked.len() as u64;
+        match transport {
+            Transport::Sse if picked.len() == self.index.len() => Some((self.sse.clone(), n)),
+            Transport::Sse => {
+                let mut out = Vec::new();
+                for i in picked {
+                    out.extend_from_slice(&self.sse[self.index[i].frame.clone()]);
+                }
+                Some((out.into(), n))
+            }
+            Transport::WebSocket => {
+                let mut out = Vec::new();
+                out.extend_from_slice(b"{\"type\":\"events\",\"events\":[");
+                for (k, &i) in picked.iter().enumerate() {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&self.sse[self.index[i].json.clone()]);
+                }
+                out.extend_from_slice(b"],\"positions\":[");
+                for (k, &i) in picked.iter().enumerate() {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'"');
+                    out.extend_from_slice(&self.positions[self.index[i].position.clone()]);
+                    out.push(b'"');
+                }
+                out.extend_from_slice(b"]}");
+                Some((out.into(), n))
+            }
+        }
+    }
+}

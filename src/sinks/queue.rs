@@ -1,0 +1,213 @@
+//! A subscriber's outgoing queue, bounded in bytes.
+//!
+//! The broadcaster only ever pushes (never waits on a socket): when a chunk does not fit, it
+//! is dropped and counted, and the subscriber's writer tells its client how many events it
+//! missed before going on with the newest ones. So a client that cannot keep up never slows
+//! the clock or any other client, and is never skipped silently.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// What a writer takes from its queue.
+#[derive(Debug, PartialEq)]
+pub enum Outgoing {
+    /// Events, framed for the transport, with how many they are.
+    Events(Bytes, u64),
+    /// A control message (clock change, notice), framed for the transport.
+    Control(Bytes),
+    /// Events were dropped because the queue was full: this many.
+    Lagged(u64),
+    /// The server closes this subscription, for this reason.
+    Close(String),
+}
+
+#[derive(Default)]
+struct State {
+    items: VecDeque<Outgoing>,
+    bytes: usize,
+    missed: u64,
+    close: Option<String>,
+    /// While set, the writer waits (a resuming subscriber's catch-up is being prepared).
+    hold: bool,
+}
+
+/// One subscriber's queue.
+pub struct ClientQueue {
+    state: Mutex<State>,
+    notify: Notify,
+    limit: usize,
+    /// Events handed to the writer (for metrics and tests).
+    pub delivered: AtomicU64,
+}
+
+impl ClientQueue {
+    pub fn new(limit_bytes: usize) -> ClientQueue {
+        ClientQueue {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            limit: limit_bytes,
+            delivered: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues events; returns false when they did not fit and were dropped.
+    pub fn push_events(&self, chunk: Bytes, events: u64) -> bool {
+        let mut s = self.state.lock().expect("queue lock");
+        if s.close.is_some() {
+            return true;
+        }
+        let fits = s.bytes + chunk.len() <= self.limit;
+        if fits {
+            s.bytes += chunk.len();
+            s.items.push_back(Outgoing::Events(chunk, events));
+        } else {
+            s.missed += events;
+        }
+        drop(s);
+        self.notify.notify_one();
+        fits
+    }
+
+    /// Queues events ahead of everything queued (a resuming client's catch-up), whatever
+    /// the limit.
+    pub fn push_front_events(&self, chunks: Vec<(Bytes, u64)>) {
+        let mut s = self.state.lock().expect("queue lock");
+        for (chunk, events) in chunks.into_iter().rev() {
+            s.bytes += chunk.len();
+            s.items.push_front(Outgoing::Events(chunk, events));
+        }
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    /// Queues a control message; these are small and always queued.
+    pub fn push_control(&self, message: Bytes) {
+        let mut s = self.state.lock().expect("queue lock");
+        if s.close.is_none() {
+            s.bytes += message.len();
+            s.items.push_back(Outgoing::Control(message));
+        }
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    /// Holds the writer back (`true`) until released (`false`).
+    pub fn hold(&self, on: bool) {
+        self.state.lock().expect("queue lock").hold = on;
+        if !on {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Asks the writer to close after what is queued.
+    pub fn close(&self, reason: &str) {
+        let mut s = self.state.lock().expect("queue lock");
+        s.close.get_or_insert_with(|| reason.to_string());
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    /// The next thing to write, waiting for one. A pending lag notice comes before the
+    /// events queued after the drop; a close comes after everything queued.
+    pub async fn next(&self) -> Outgoing {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(item) = self.take() {
+                return item;
+            }
+            notified.await;
+        }
+    }
+
+    /// What `next` returns now, if anything.
+    fn take(&self) -> Option<Outgoing> {
+        let mut s = self.state.lock().expect("queue lock");
+        if s.hold {
+            return None;
+        }
+        if s.missed > 0 {
+            return Some(Outgoing::Lagged(std::mem::take(&mut s.missed)));
+        }
+        if let Some(item) = s.items.pop_front() {
+            match &item {
+                Outgoing::Events(b, n) => {
+                    s.bytes -= b.len();
+                    self.delivered.fetch_add(*n, Ordering::Relaxed);
+                }
+                Outgoing::Control(b) => s.bytes -= b.len(),
+                Outgoing::Lagged(_) | Outgoing::Close(_) => {}
+            }
+            return Some(item);
+        }
+        s.close
+            .as_ref()
+            .map(|reason| Outgoing::Close(reason.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn drops_what_does_not_fit_and_says_so_first() {
+        let q = ClientQueue::new(10);
+        assert!(q.push_events(Bytes::from_static(b"12345"), 1));
+        assert!(q.push_events(Bytes::from_static(b"678"), 2));
+        assert!(
+            !q.push_events(Bytes::from_static(b"abcd"), 4),
+            "over 10 bytes: dropped"
+        );
+        q.push_control(Bytes::from_static(b"clock"));
+        q.close("bye");
+        assert_eq!(q.next().await, Outgoing::Lagged(4));
+        assert_eq!(
+            q.next().await,
+            Outgoing::Events(Bytes::from_static(b"12345"), 1)
+        );
+        assert_eq!(
+            q.next().await,
+            Outgoing::Events(Bytes::from_static(b"678"), 2)
+        );
+        assert_eq!(
+            q.next().await,
+            Outgoing::Control(Bytes::from_static(b"clock"))
+        );
+        assert_eq!(q.next().await, Outgoing::Close("bye".into()));
+        assert_eq!(q.delivered.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn catch_up_goes_first_and_a_waiting_writer_wakes() {
+        let q = std::sync::Arc::new(ClientQueue::new(1 << 20));
+        q.push_events(Bytes::from_static(b"live"), 1);
+        q.push_front_events(vec![
+            (Bytes::from_static(b"old1"), 1),
+            (Bytes::from_static(b"old2"), 1),
+        ]);
+        assert_eq!(
+            q.next().await,
+            Outgoing::Events(Bytes::from_static(b"old1"), 1)
+        );
+        assert_eq!(
+            q.next().await,
+            Outgoing::Events(Bytes::from_static(b"old2"), 1)
+        );
+        assert_eq!(
+            q.next().await,
+            Outgoing::Events(Bytes::from_static(b"live"), 1)
+        );
+        let q2 = q.clone();
+        let writer = tokio::spawn(async move { q2.next().await });
+        tokio::task::yield_now().await;
+        q.push_control(Bytes::from_static(b"later"));
+        assert_eq!(
+            writer.await.unwrap(),
+            Outgoing::Control(Bytes::from_static(b"later"))
+        );
+    }
+}
