@@ -17,7 +17,7 @@ fn run(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in ["generate", "inspect"] {
+    for sub in ["serve", "replay", "generate", "inspect"] {
         let (ok, stdout, _) = run(&[sub, "--help"]);
         assert!(
             ok && stdout.contains("Usage: caspers-replay"),
@@ -25,7 +25,9 @@ fn every_subcommand_has_help() {
         );
     }
     let (ok, stdout, _) = run(&["--help"]);
-    assert!(ok && stdout.contains("generate") && stdout.contains("inspect"));
+    assert!(
+        ok && stdout.contains("serve") && stdout.contains("replay") && stdout.contains("generate")
+    );
 }
 
 #[test]

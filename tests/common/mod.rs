@@ -10,6 +10,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
+pub mod live;
+
 /// `../shared` beside the repository: the spec, fixtures and real dimension tables.
 /// Fails with a clear message when it is missing (tests never pass by skipping).
 pub fn shared_dir() -> PathBuf {

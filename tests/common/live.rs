@@ -1,0 +1,275 @@
+//! A real `caspers-replay serve` process and small clients speaking HTTP, SSE and
+//! WebSocket to it over 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-presenter-token";
+
+/// A server process; killed when dropped.
+pub struct LiveServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl LiveServer {
+    /// Starts `serve` on a free port of 127.0.0.1 with `extra` options, paused unless
+    /// `extra` says otherwise.
+    pub fn start(dataset: &Path, extra: &[&str]) -> LiveServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
+            .arg("serve")
+            .arg("--dataset")
+            .arg(dataset)
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--control-token",
+                TOKEN,
+                "--tick-ms",
+                "20",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("server output").unwrap();
+        let addr = first
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .parse()
+            .unwrap();
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        LiveServer { child, addr }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        request(self.addr, "GET", path, &[], "")
+    }
+
+    /// POST /v1/clock with the presenter token.
+    pub fn control(&self, body: &str) -> serde_json::Value {
+        let auth = format!("Bearer {TOKEN}");
+        let (status, text) = request(
+            self.addr,
+            "POST",
+            "/v1/clock",
+            &[("Authorization", &auth)],
+            body,
+        );
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for LiveServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and body.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nContent-Type: application/json\r\n\r\n{body}",
+        body.len()
+    ));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    let (status, chunked) = read_head(&mut reader);
+    let mut out = Vec::new();
+    if chunked {
+        ChunkedReader::new(reader).read_to_end(&mut out).unwrap();
+    } else {
+        reader.read_to_end(&mut out).unwrap();
+    }
+    (status, String::from_utf8(out).unwrap())
+}
+
+/// Reads a response head; returns the status and whether the body is chunked.
+fn read_head(reader: &mut impl BufRead) -> (u16, bool) {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut chunked = false;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            return (status, chunked);
+        }
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+    }
+}
+
+/// Decodes HTTP/1.1 chunked transfer encoding.
+pub struct ChunkedReader<R> {
+    inner: R,
+    left: usize,
+    done: bool,
+}
+
+impl<R: BufRead> ChunkedReader<R> {
+    pub fn new(inner: R) -> Self {
+        ChunkedReader {
+            inner,
+            left: 0,
+            done: false,
+        }
+    }
+}
+
+impl<R: BufRead> Read for ChunkedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut line = String::new();
+            if self.inner.read_line(&mut line)? == 0 {
+                self.done = true;
+                return Ok(0);
+            }
+            if line.trim().is_empty() {
+                line.clear();
+                self.inner.read_line(&mut line)?;
+            }
+            let size = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+            if size == 0 {
+                self.done = true;
+                return Ok(0);
+            }
+            self.left = size;
+        }
+        let want = buf.len().min(self.left);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            self.done = true;
+        }
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+/// One SSE message.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SseMessage {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// A Server-Sent Events client.
+pub struct SseClient {
+    pub status: u16,
+    lines: std::io::Lines<BufReader<ChunkedReader<BufReader<TcpStream>>>>,
+    pub stream: TcpStream,
+}
+
+impl SseClient {
+    pub fn connect(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> SseClient {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+        if let Some(id) = last_event_id {
+            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        req.push_str("\r\n");
+        (&s).write_all(req.as_bytes()).unwrap();
+        let stream = s.try_clone().unwrap();
+        let mut reader = BufReader::new(s);
+        let (status, _) = read_head(&mut reader);
+        SseClient {
+            status,
+            lines: BufReader::new(ChunkedReader::new(reader)).lines(),
+            stream,
+        }
+    }
+
+    /// The next message (comments skipped); `None` at the end of the stream.
+    pub fn next(&mut self) -> Option<SseMessage> {
+        let mut m = SseMessage::default();
+        let mut any = false;
+        loop {
+            let line = match self.lines.next() {
+                Some(Ok(l)) => l,
+                _ => return None,
+            };
+            if line.is_empty() {
+                if any {
+                    return Some(m);
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(": ").unwrap_or((&line, ""));
+            match field {
+                "id" => m.id = Some(value.to_string()),
+                "event" => m.event = Some(value.to_string()),
+                "data" => m.data.push_str(value),
+                _ => continue,
+            }
+            any = true;
+        }
+    }
+
+    /// Events (messages with an id) until `want` of them have come, or `timeout`.
+    pub fn events(&mut self, want: usize, timeout: Duration) -> Vec<SseMessage> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < want && Instant::now() < deadline {
+            match self.next() {
+                Some(m) if m.id.is_some() => out.push(m),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,541 @@
+//! The live feed through a real server process over real sockets on 127.0.0.1: exact
+//! windows over SSE and WebSocket, speed changes and pauses, resume, slow clients, the
+//! presenter's control, bad parameters, snapshot, limits and shutdown.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use caspers_replay::clock::{Position, Timeline};
+use caspers_replay::dataset::Dataset;
+use caspers_replay::dataset::generate::{GenerateOptions, generate};
+use caspers_replay::events::expand_event;
+use caspers_replay::sinks::filter::Filter;
+use common::live::{LiveServer, SseClient, TOKEN, request};
+
+/// A 3-day generated dataset, shared by the tests of this binary.
+fn dataset() -> &'static (PathBuf, Dataset) {
+    static DS: OnceLock<(PathBuf, Dataset)> = OnceLock::new();
+    DS.get_or_init(|| {
+        let dir = common::scratch_dir("live_dataset");
+        let opts = GenerateOptions {
+            days: 3,
+            seed: 5,
+            ..GenerateOptions::default()
+        };
+        generate(&opts, &dir, |_, _| {}).unwrap();
+        let ds = Dataset::open(&dir).unwrap();
+        (dir, ds)
+    })
+}
+
+/// (id, data) of every event with simulation time in [a, b) passing `filter`.
+fn expected(a: i64, b: i64, filter: Filter) -> Vec<(String, String)> {
+    let (_, ds) = dataset();
+    let tag: String = ds.fingerprint.chars().take(8).collect();
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    Timeline::new(ds, false).for_each_event(ds, a, b, 0, |pos, shift| {
+        if filter.matches(ds.events.location_id(pos), ds.events.event_type(pos)) {
+            buf.clear();
+            expand_event(&ds.events, pos, shift, &mut buf);
+            let id = Position {
+                loop_index: shift.loop_index,
+                row: pos as u32,
+            }
+            .to_text(&tag);
+            out.push((id, String::from_utf8(buf.clone()).unwrap()));
+        }
+    });
+    out
+}
+
+const DAY1: i64 = 1_704_067_200 + 86_400;
+
+fn paused_server(extra: &[&str]) -> LiveServer {
+    let mut args = vec!["--paused", "--start-day", "1"];
+    args.extend_from_slice(extra);
+    LiveServer::start(&dataset().0, &args)
+}
+
+/// Seeks to `at` (paused), returning the state.
+fn seek(server: &LiveServer, at: i64) {
+    let state = server.control(&format!("{{\"seek\": {at}, \"paused\": true}}"));
+    assert_eq!(state["sim_time"].as_f64().unwrap(), at as f64);
+}
+
+fn sim_end(state: &serde_json::Value) -> i64 {
+    state["sim_time"].as_f64().unwrap().floor() as i64 + 1
+}
+
+fn pairs(messages: &[common::live::SseMessage]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .map(|m| (m.id.clone().unwrap(), m.data.clone()))
+        .collect()
+}
+
+#[test]
+fn sse_receives_exactly_the_window_in_order_filtered_by_location() {
+    let server = paused_server(&[]);
+    let start = DAY1 + 11 * 3600;
+    seek(&server, start);
+    let mut all = SseClient::connect(server.addr, "/v1/events", None);
+    let mut sf = SseClient::connect(server.addr, "/v1/events?location_id=1,4", None);
+    assert_eq!((all.status, sf.status), (200, 200));
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    std::thread::sleep(Duration::from_millis(1500));
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let want_all = expected(start, end, Filter::default());
+    let want_sf = expected(start, end, Filter::new(&[1, 4], &[]));
+    assert!(
+        want_all.len() > 100,
+        "the window holds events ({})",
+        want_all.len()
+    );
+    assert!(want_sf.len() < want_all.len());
+    let got_all = pairs(&all.events(want_all.len(), Duration::from_secs(10)));
+    let got_sf = pairs(&sf.events(want_sf.len(), Duration::from_secs(10)));
+    assert_eq!(got_all.len(), want_all.len());
+    assert!(
+        got_all == want_all,
+        "every event once, in order, byte for byte"
+    );
+    assert!(got_sf == want_sf);
+    // Nothing more comes while paused (only keep-alives and control messages).
+    all.stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(all.events(1, Duration::from_millis(400)).is_empty());
+}
+
+#[test]
+fn speed_changes_and_pauses_mid_stream_lose_and_duplicate_nothing() {
+    let server = paused_server(&[]);
+    let start = DAY1 + 17 * 3600;
+    seek(&server, start);
+    let mut client = SseClient::connect(
+        server.addr,
+        "/v1/events?event_type=driver_ping,delivered,order_created",
+        None,
+    );
+    for body in [
+        r#"{"speed": 3600, "paused": false}"#,
+        r#"{"speed": 20000}"#,
+        r#"{"paused": true}"#,
+        r#"{"paused": false, "speed": 600}"#,
+        r#"{"speed": 90000}"#,
+    ] {
+        server.control(body);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let filter = Filter::parse(None, Some("driver_ping,delivered,order_created")).unwrap();
+    let want = expected(start, end, filter);
+    let got = pairs(&client.events(want.len(), Duration::from_secs(10)));
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+}
+
+#[test]
+fn reconnecting_with_last_event_id_resumes_with_no_gap_and_no_duplicate() {
+    let server = paused_server(&[]);
+    let start = DAY1 + 12 * 3600;
+    seek(&server, start);
+    let mut first = SseClient::connect(server.addr, "/v1/events?location_id=3", None);
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    let mut got = pairs(&first.events(40, Duration::from_secs(10)));
+    assert_eq!(got.len(), 40);
+    drop(first);
+    // Away for a while: the clock goes on.
+    std::thread::sleep(Duration::from_millis(700));
+    let last = got.last().unwrap().0.clone();
+    let mut second = SseClient::connect(server.addr, "/v1/events?location_id=3", Some(&last));
+    std::thread::sleep(Duration::from_millis(500));
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let want = expected(start, end, Filter::new(&[3], &[]));
+    let rest = want.len() - got.len();
+    got.extend(pairs(&second.events(rest, Duration::from_secs(10))));
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+
+    // ?from= works the same; a position it cannot resume from is said, not ignored.
+    let mut third = SseClient::connect(
+        server.addr,
+        &format!("/v1/events?location_id=3&from={}", want[5].0),
+        None,
+    );
+    let resumed = pairs(&third.events(3, Duration::from_secs(5)));
+    assert_eq!(resumed, want[6..9]);
+    for bad in ["nonsense", "deadbeef-0-12"] {
+        let mut c = SseClient::connect(server.addr, "/v1/events", Some(bad));
+        let mut saw_error = false;
+        for _ in 0..3 {
+            let m = c.next().unwrap();
+            if m.event.as_deref() == Some("error") {
+                assert!(m.data.contains("cannot resume"), "{}", m.data);
+                saw_error = true;
+                break;
+            }
+        }
+        assert!(saw_error, "{bad}: no error message");
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_delays_no_one_and_is_told() {
+    let server = paused_server(&["--queue-kib", "512"]);
+    let start = DAY1;
+    seek(&server, start);
+    let mut slow = SseClient::connect(server.addr, "/v1/events", None);
+    let mut fast = SseClient::connect(server.addr, "/v1/events", None);
+    server.control(r#"{"speed": 43200, "paused": false}"#);
+    // The fast client reads everything as it comes; the slow one reads nothing.
+    let t = Instant::now();
+    let mut got = Vec::new();
+    while t.elapsed() < Duration::from_secs(3) {
+        got.extend(pairs(&fast.events(200, Duration::from_millis(200))));
+    }
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let want = expected(start, end, Filter::default());
+    let rest = want.len().saturating_sub(got.len());
+    got.extend(pairs(&fast.events(rest, Duration::from_secs(10))));
+    assert_eq!(got.len(), want.len(), "the fast client got every event");
+    assert!(got == want);
+
+    let (_, metrics) = server.get("/metrics");
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("caspers_events_dropped_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        dropped > 0.0,
+        "the slow client's queue overflowed\n{metrics}"
+    );
+    // When the slow client reads again, it is told what it missed before anything newer.
+    let mut told = None;
+    for _ in 0..200_000 {
+        match slow.next() {
+            Some(m) if m.event.as_deref() == Some("lagged") => {
+                told = Some(m.data);
+                break;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let told = told.expect("a lagged message");
+    let v: serde_json::Value = serde_json::from_str(&told).unwrap();
+    assert!(v["missed"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn only_the_presenter_changes_the_clock_and_bad_values_get_400() {
+    let server = paused_server(&[]);
+    let speed = |s: &LiveServer| {
+        let (_, text) = s.get("/v1/clock");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["speed"]
+            .as_f64()
+            .unwrap()
+    };
+    let before = speed(&server);
+    let (status, text) = request(server.addr, "POST", "/v1/clock", &[], r#"{"speed": 5}"#);
+    assert_eq!(status, 401, "{text}");
+    let (status, _) = request(
+        server.addr,
+        "POST",
+        "/v1/clock",
+        &[("Authorization", "Bearer nope")],
+        r#"{"speed": 5}"#,
+    );
+    assert_eq!(status, 403);
+    assert_eq!(speed(&server), before, "viewers cannot change the clock");
+    let (status, _) = request(
+        server.addr,
+        "POST",
+        &format!("/v1/clock?token={TOKEN}"),
+        &[],
+        r#"{"speed": 5}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(speed(&server), 5.0);
+    let auth = format!("Bearer {TOKEN}");
+    for (body, says) in [
+        (r#"{"speed": 0}"#, "speed must be"),
+        (r#"{"speed": -3}"#, "speed must be"),
+        (r#"{"speed": 1000001}"#, "speed must be"),
+        (r#"{"speed": "fast"}"#, "expected JSON"),
+        (r#"{"seek": "2023-01-01 00:00:00"}"#, "within the dataset"),
+        (r#"{"seek_day": 99}"#, "within the dataset"),
+        (r#"{"seek": "soon"}"#, "not a time"),
+        (r#"{"warp": 9}"#, "expected JSON"),
+        (r#"{}"#, "nothing to change"),
+        ("", "expected JSON"),
+    ] {
+        let (status, text) = request(
+            server.addr,
+            "POST",
+            "/v1/clock",
+            &[("Authorization", &auth)],
+            body,
+        );
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    assert_eq!(speed(&server), 5.0, "a refused change changes nothing");
+    let state = server.control(r#"{"seek_day": 2, "speed": 60}"#);
+    assert_eq!(
+        (state["day"].as_i64(), state["speed"].as_f64()),
+        (Some(2), Some(60.0))
+    );
+}
+
+#[test]
+fn bad_query_parameters_get_400_with_a_message() {
+    let server = paused_server(&[]);
+    for path in ["/v1/events", "/v1/ws"] {
+        for (query, says) in [
+            ("location_id=abc", "location_id 'abc'"),
+            ("location_id=300", "location_id '300'"),
+            ("event_type=pickup", "event_type 'pickup'"),
+            ("snapshot=maybe", "snapshot must be"),
+            ("locations=1", "unknown query parameter 'locations'"),
+        ] {
+            let (status, text) = server.get(&format!("{path}?{query}"));
+            assert_eq!(status, 400, "{path}?{query}: {text}");
+            assert!(text.contains(says), "{path}?{query}: {text}");
+        }
+    }
+    let (status, text) = server.get("/healthz");
+    assert_eq!((status, text.as_str()), (200, "ok\n"));
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    for name in [
+        "caspers_subscribers{transport=\"sse\"}",
+        "caspers_events_sent_total",
+        "caspers_sim_time_seconds",
+        "caspers_speed",
+    ] {
+        assert!(text.contains(name), "{name} missing from\n{text}");
+    }
+}
+
+fn ws_connect(server: &LiveServer, query: &str) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("ws://{}/v1/ws{query}", server.addr);
+    let (ws, response) = tungstenite::client(url, stream).unwrap();
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// WebSocket messages as JSON, until `events` events have come or `timeout`.
+fn ws_events(
+    ws: &mut tungstenite::WebSocket<TcpStream>,
+    want: usize,
+    timeout: Duration,
+    others: &mut Vec<serde_json::Value>,
+) -> Vec<(String, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        let message = match ws.read() {
+            Ok(m) => m,
+            Err(e) => {
+                others.push(serde_json::json!({"read_error": e.to_string()}));
+                break;
+            }
+        };
+        let tungstenite::Message::Text(text) = message else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        if v["type"] == "events" {
+            // The raw text of each event, to compare byte for byte.
+            let parsed: WsEvents = serde_json::from_str(text.as_str()).unwrap();
+            for (e, p) in parsed.events.iter().zip(parsed.positions) {
+                out.push((p, e.get().to_string()));
+            }
+        } else {
+            others.push(v);
+        }
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+struct WsEvents<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a serde_json::value::RawValue>,
+    positions: Vec<String>,
+}
+
+#[test]
+fn websocket_receives_the_window_and_changes_its_filter_live() {
+    let server = paused_server(&[]);
+    let start = DAY1 + 18 * 3600;
+    seek(&server, start);
+    let mut ws = ws_connect(&server, "?location_id=2");
+    let mut others = Vec::new();
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    std::thread::sleep(Duration::from_millis(800));
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let want = expected(start, end, Filter::new(&[2], &[]));
+    let got = ws_events(&mut ws, want.len(), Duration::from_secs(10), &mut others);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+    assert!(
+        others.iter().any(|m| m["type"] == "clock"),
+        "clock messages come too"
+    );
+
+    // A new filter, sent as a message, with a snapshot for it.
+    ws.send(tungstenite::Message::text(
+        r#"{"type":"filter","location_id":[4],"snapshot":true}"#,
+    ))
+    .unwrap();
+    server.control(r#"{"paused": false}"#);
+    std::thread::sleep(Duration::from_millis(500));
+    server.control(r#"{"paused": true}"#);
+    let mut others = Vec::new();
+    let later = ws_events(&mut ws, 5, Duration::from_secs(5), &mut others);
+    assert!(!later.is_empty(), "{others:?}");
+    assert!(
+        later.iter().all(|(_, e)| e.contains("\"location_id\":4,")),
+        "{later:?}"
+    );
+    assert!(
+        others
+            .iter()
+            .any(|m| m["type"] == "filter" && m["location_id"] == serde_json::json!([4]))
+    );
+    ws.send(tungstenite::Message::text("{\"type\":\"dance\"}"))
+        .unwrap();
+    let mut others = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !others
+        .iter()
+        .any(|m: &serde_json::Value| m["type"] == "error")
+        && Instant::now() < deadline
+    {
+        ws_events(&mut ws, 1, Duration::from_millis(100), &mut others);
+    }
+    let error = others
+        .iter()
+        .find(|m| m["type"] == "error")
+        .expect("an error message");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown message type 'dance'")
+    );
+}
+
+#[test]
+fn snapshot_holds_the_orders_in_flight() {
+    let server = paused_server(&[]);
+    let at = DAY1 + 12 * 3600 + 30 * 60;
+    seek(&server, at);
+    let mut c = SseClient::connect(server.addr, "/v1/events?snapshot=1&location_id=1", None);
+    let snapshot = loop {
+        let m = c.next().unwrap();
+        if m.event.as_deref() == Some("snapshot") {
+            break m;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&snapshot.data).unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert!(
+        v["orders"].as_u64().unwrap() > 3,
+        "lunchtime: orders in flight"
+    );
+    let (_, ds) = dataset();
+    // Every order in it was created before `at` and is not delivered by then.
+    for e in events {
+        assert_eq!(e["location_id"], 1);
+        let order = e["order_id"].as_str().unwrap();
+        let (mut created, mut delivered) = (None, None);
+        for pos in ds.events.range(at - 6 * 3600, at + 6 * 3600) {
+            if ds.events.order_id(pos) == order.as_bytes() {
+                match ds.events.event_type(pos).name() {
+                    "order_created" => created = Some(ds.events.ts(pos)),
+                    "delivered" => delivered = Some(ds.events.ts(pos)),
+                    _ => {}
+                }
+            }
+        }
+        assert!(created.unwrap() < at && delivered.unwrap() >= at, "{order}");
+    }
+}
+
+#[test]
+fn past_max_clients_a_stream_gets_503() {
+    let server = paused_server(&["--max-clients", "2"]);
+    let _a = SseClient::connect(server.addr, "/v1/events", None);
+    let _b = SseClient::connect(server.addr, "/v1/events", None);
+    let c = SseClient::connect(server.addr, "/v1/events", None);
+    assert_eq!(c.status, 503);
+    // A client that leaves frees its place as soon as the server next writes to it.
+    drop(_a);
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    std::thread::sleep(Duration::from_millis(800));
+    let d = SseClient::connect(server.addr, "/v1/events", None);
+    assert_eq!(d.status, 200, "a freed place is taken again");
+}
+
+#[test]
+fn the_clock_stops_at_the_end_and_says_so() {
+    let server = paused_server(&[]);
+    let (_, ds) = dataset();
+    let mut c = SseClient::connect(server.addr, "/v1/events?location_id=250", None);
+    server.control(&format!(
+        "{{\"seek\": {}, \"speed\": 3600, \"paused\": false}}",
+        ds.end() - 600
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        assert!(Instant::now() < deadline, "no end message");
+        let m = c.next().unwrap();
+        if m.event.as_deref() == Some("clock") && m.data.contains("\"ended\":true") {
+            break m;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&ended.data).unwrap();
+    assert_eq!(
+        (v["paused"].as_bool(), v["reason"].as_str()),
+        (Some(true), Some("end"))
+    );
+}
+
+#[test]
+fn shutdown_closes_every_stream_with_a_reason() {
+    let mut server = paused_server(&[]);
+    let mut sse = SseClient::connect(server.addr, "/v1/events", None);
+    let mut ws = ws_connect(&server, "");
+    std::thread::sleep(Duration::from_millis(200));
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let mut closed = None;
+    while let Some(m) = sse.next() {
+        if m.event.as_deref() == Some("close") {
+            closed = Some(m.data);
+        }
+    }
+    assert!(closed.expect("a close message").contains("shutting down"));
+    let reason = loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => break frame.map(|f| f.reason.to_string()),
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(reason.as_deref(), Some("server shutting down"));
+}
