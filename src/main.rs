@@ -108,7 +108,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 100)]
     tick_ms: u64,
     /// KiB a slow client may have queued before it is skipped ahead.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 4096)]
     queue_kib: usize,
     /// HTTP worker threads (default: one per core).
     #[arg(long)]

@@ -20,6 +20,7 @@ pub fn full_dataset() -> PathBuf {
     dir
 }
 
+#[allow(dead_code)] // not every bench uses it
 /// Removes the dataset's index cache, so that the next load decodes the parquet file.
 pub fn drop_cache(dir: &std::path::Path) {
     let _ = std::fs::remove_dir_all(dir.join(caspers_replay::dataset::cache::CACHE_DIR));

@@ -402,17 +402,29 @@ struct FramedEvent {
     position: Range<usize>,
 }
 
-/// One tick's events, expanded once, framed once per transport on demand.
+/// One tick's events, expanded once, framed once per transport on demand. Each chunk
+/// starts with the tick's emission time (Unix milliseconds: an SSE comment line, or the
+/// `emitted_at` member of the WebSocket message), so clients can measure their delay.
 struct FramedTick {
-    /// Every event's SSE frame, back to back.
+    emitted_ms: u64,
+    /// Every event's SSE frame, back to back, after the emission comment.
     sse: Bytes,
+    /// Where the frames start in `sse` (after the comment).
+    frames_start: usize,
     index: Vec<FramedEvent>,
     positions: Vec<u8>,
 }
 
 impl FramedTick {
     fn new(ds: &Dataset, tag: &str, events: &[(usize, EventShift)]) -> FramedTick {
-        let mut sse = Vec::with_capacity(events.len() * 400);
+        let emitted_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut sse = Vec::with_capacity(events.len() * 400 + 32);
+        sse.extend_from_slice(b": emitted ");
+        crate::events::json::push_int(&mut sse, emitted_ms);
+        sse.push(b'\n');
+        let frames_start = sse.len();
         let mut positions = Vec::with_capacity(events.len() * 20);
         let mut index = Vec::with_capacity(events.len());
         for &(pos, shift) in events {
@@ -439,7 +451,9 @@ impl FramedTick {
             });
         }
         FramedTick {
+            emitted_ms,
             sse: sse.into(),
+            frames_start,
             index,
             positions,
         }
@@ -457,15 +471,18 @@ impl FramedTick {
         match transport {
             Transport::Sse if picked.len() == self.index.len() => Some((self.sse.clone(), n)),
             Transport::Sse => {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(picked.len() * 400);
+                out.extend_from_slice(&self.sse[..self.frames_start]);
                 for i in picked {
                     out.extend_from_slice(&self.sse[self.index[i].frame.clone()]);
                 }
                 Some((out.into(), n))
             }
             Transport::WebSocket => {
-                let mut out = Vec::new();
-                out.extend_from_slice(b"{\"type\":\"events\",\"events\":[");
+                let mut out = Vec::with_capacity(picked.len() * 400);
+                out.extend_from_slice(b"{\"type\":\"events\",\"emitted_at\":");
+                crate::events::json::push_int(&mut out, self.emitted_ms);
+                out.extend_from_slice(b",\"events\":[");
                 for (k, &i) in picked.iter().enumerate() {
                     if k > 0 {
                         out.push(b',');
