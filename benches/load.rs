@@ -58,6 +58,8 @@ impl Histogram {
 
 struct Stats {
     delays: Histogram,
+    /// The same, per transport: [SSE, WebSocket].
+    by_transport: [Histogram; 2],
     lagged: AtomicU64,
     errors: AtomicU64,
 }
@@ -69,6 +71,16 @@ fn rss_mb(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let fields: Vec<&str> = stat.rsplit_once(") ").map_or("", |x| x.1).split(' ').collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn raise_fd_limit() {
@@ -209,14 +221,18 @@ fn process(
             continue;
         }
         let take = data.len().min(*chunk_left);
-        for &b in &data[..take] {
-            if b == b'\n' {
+        let mut seg = &data[..take];
+        while let Some(nl) = seg.iter().position(|&b| b == b'\n') {
+            if line.is_empty() {
+                on_line(&seg[..nl]);
+            } else {
+                line.extend_from_slice(&seg[..nl]);
                 on_line(line);
                 line.clear();
-            } else {
-                line.push(b);
             }
+            seg = &seg[nl + 1..];
         }
+        line.extend_from_slice(seg);
         *chunk_left -= take;
         data = &data[take..];
     }
@@ -233,6 +249,7 @@ fn sse_line(line: &[u8], emitted: &mut u64, at: u64, received: &AtomicU64, stats
     } else if line.starts_with(b"id: ") {
         received.fetch_add(1, Ordering::Relaxed);
         stats.delays.add(at.saturating_sub(*emitted), 1);
+        stats.by_transport[0].add(at.saturating_sub(*emitted), 1);
     } else if line == b"event: lagged" {
         stats.lagged.fetch_add(1, Ordering::Relaxed);
     }
@@ -264,6 +281,7 @@ async fn ws_client(addr: SocketAddr, query: String, received: Arc<AtomicU64>, st
             let n = text.matches("{\"event_id\":").count() as u64;
             received.fetch_add(n, Ordering::Relaxed);
             stats.delays.add(at.saturating_sub(emitted), n);
+            stats.by_transport[1].add(at.saturating_sub(emitted), n);
         } else if text.contains("\"type\":\"lagged\"") {
             stats.lagged.fetch_add(1, Ordering::Relaxed);
         }
@@ -289,6 +307,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         .unwrap();
     let stats = Arc::new(Stats {
         delays: Histogram::new(),
+        by_transport: [Histogram::new(), Histogram::new()],
         lagged: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     });
@@ -344,6 +363,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_mb(pid);
 
+    let (server_cpu0, own_cpu0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
     let (start, end, wall) = rt.block_on(async {
         let started = control(
             addr,
@@ -363,6 +383,8 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         )
     });
     let rss_busy = rss_mb(pid);
+    let server_cpu = cpu_seconds(pid) - server_cpu0;
+    let own_cpu = cpu_seconds(std::process::id()) - own_cpu0;
     let (a, b) = (start.floor() as i64 + 1, end.floor() as i64 + 1);
     let timeline = Timeline::new(ds, false);
     let mut per_location = [0u64; 256];
@@ -383,9 +405,10 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     }
     let lost = expected as i64 - delivered as i64;
     println!(
-        "{} subscribers ({}), {}x for {:.1} s: {} events delivered = {:.0} events/s; delay p50 {} ms, p99 {} ms; \
+        "{} subscribers ({}), {}x for {:.1} s: {} events delivered = {:.0} events/s; delay p50 {} ms, p99 {} ms (SSE {}/{}, WebSocket {}/{}); \
          lost {} of {} ({} lag notices, {} connection errors); connect {:.1} s; server RSS {:.0} MB empty, \
-         {:.0} MB with idle subscribers ({:.1} KB each), {:.0} MB after the run",
+         {:.0} MB with idle subscribers ({:.1} KB each), {:.0} MB after the run; CPU over the run \
+         (cores, of 2): server {:.2}, load generator {:.2}",
         sc.subscribers,
         if sc.filtered {
             "each filtered to one location"
@@ -398,6 +421,10 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         delivered as f64 / wall,
         stats.delays.quantile(0.5),
         stats.delays.quantile(0.99),
+        stats.by_transport[0].quantile(0.5),
+        stats.by_transport[0].quantile(0.99),
+        stats.by_transport[1].quantile(0.5),
+        stats.by_transport[1].quantile(0.99),
         lost,
         expected,
         stats.lagged.load(Ordering::Relaxed),
@@ -407,6 +434,8 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         rss_idle,
         (rss_idle - rss_empty) * 1024.0 / sc.subscribers as f64,
         rss_busy,
+        server_cpu / (wall + 2.0),
+        own_cpu / (wall + 2.0),
     );
     let _ = child.kill();
     let _ = child.wait();

@@ -117,6 +117,12 @@ impl Server {
                 .route("/v1/events", web::get().to(stream::sse))
                 .route("/v1/ws", web::get().to(stream::websocket))
         })
+        // Small tick chunks must not wait for the peer's delayed ACK (Nagle).
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .workers(opts.workers.max(1))
         .backlog(4096)
         .max_connections(opts.max_clients.saturating_add(1024))
