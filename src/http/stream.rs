@@ -103,7 +103,23 @@ pub async fn sse(
         }
         let chunk = match tokio::time::timeout(KEEP_ALIVE, w.sub.queue.next()).await {
             Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-            Ok(Outgoing::Events(bytes, _) | Outgoing::Control(bytes)) => bytes,
+            Ok(Outgoing::Events(bytes, _) | Outgoing::Control(bytes)) => {
+                // Behind? Send what else is queued in the same write.
+                match w.sub.queue.try_next_data() {
+                    None => bytes,
+                    Some(more) => {
+                        let mut joined = bytes.to_vec();
+                        joined.extend_from_slice(&more);
+                        while joined.len() < 1 << 18 {
+                            match w.sub.queue.try_next_data() {
+                                Some(b) => joined.extend_from_slice(&b),
+                                None => break,
+                            }
+                        }
+                        joined.into()
+                    }
+                }
+            }
             Ok(Outgoing::Lagged(missed)) => lagged_message(&w.state, Transport::Sse, missed),
             Ok(Outgoing::Close(reason)) => {
                 w.done = true;

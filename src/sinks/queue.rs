@@ -123,6 +123,31 @@ impl ClientQueue {
         }
     }
 
+    /// Events or control bytes queued right now (not a lag notice or close), without
+    /// waiting: a writer that fell behind sends several ticks in one write.
+    pub fn try_next_data(&self) -> Option<Bytes> {
+        let mut s = self.state.lock().expect("queue lock");
+        if s.hold || s.missed > 0 {
+            return None;
+        }
+        match s.items.front() {
+            Some(Outgoing::Events(..) | Outgoing::Control(_)) => {}
+            _ => return None,
+        }
+        match s.items.pop_front() {
+            Some(Outgoing::Events(b, n)) => {
+                s.bytes -= b.len();
+                self.delivered.fetch_add(n, Ordering::Relaxed);
+                Some(b)
+            }
+            Some(Outgoing::Control(b)) => {
+                s.bytes -= b.len();
+                Some(b)
+            }
+            _ => None,
+        }
+    }
+
     /// What `next` returns now, if anything.
     fn take(&self) -> Option<Outgoing> {
         let mut s = self.state.lock().expect("queue lock");
