@@ -13,4 +13,14 @@ if ! python3 -c "import pyarrow, pandas" 2>/dev/null; then
   echo "installing pyarrow and pandas for the layout test..."
   python3 -m pip install --quiet --disable-pip-version-check pyarrow pandas
 fi
+# The map page is tested in Debian's headless Chromium, driven by playwright-core.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Debian's chromium for the map page test..."
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium > /dev/null
+fi
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+fi
 cargo test --release

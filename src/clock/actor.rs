@@ -170,6 +170,12 @@ impl ClockTask {
         for command in commands {
             check(command, &self.timeline)?;
         }
+        let seeks = commands.iter().any(|c| matches!(c, Command::Seek(_)));
+        if self.ended && !seeks && commands.contains(&Command::SetPaused(false)) {
+            return Err("the clock stopped at the dataset's end: seek back first \
+                        (or serve with --loop)"
+                .into());
+        }
         // What is due up to this instant goes out before anything changes.
         self.tick(now);
         let mut reason = "change";

@@ -11,6 +11,11 @@ use super::params::bad_request;
 use crate::clock::actor::Command;
 use crate::time::{DAY, parse_rfc3339};
 
+/// The kitchens (id, code, name, lat, lon), for maps.
+pub async fn kitchens(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(&state.hub.dataset().kitchens)
+}
+
 pub async fn get_clock(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.clock.state())
 }

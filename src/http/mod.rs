@@ -113,6 +113,7 @@ impl Server {
                 )
                 .route("/metrics", web::get().to(control::metrics))
                 .route("/v1/clock", web::get().to(control::get_clock))
+                .route("/v1/kitchens", web::get().to(control::kitchens))
                 .route("/v1/clock", web::post().to(control::post_clock))
                 .route("/v1/events", web::get().to(stream::sse))
                 .route("/v1/ws", web::get().to(stream::websocket))
