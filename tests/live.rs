@@ -539,3 +539,34 @@ fn shutdown_closes_every_stream_with_a_reason() {
     };
     assert_eq!(reason.as_deref(), Some("server shutting down"));
 }
+
+#[test]
+fn with_loop_the_clock_runs_on_into_the_next_loop() {
+    let server = paused_server(&["--loop"]);
+    let (_, ds) = dataset();
+    let mut c = SseClient::connect(server.addr, "/v1/events?event_type=order_created", None);
+    let state = server.control(&format!(
+        "{{\"seek\": {}, \"speed\": 7200, \"paused\": false}}",
+        ds.end() - 1800
+    ));
+    assert_eq!(state["loop"], true);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let looped = loop {
+        assert!(Instant::now() < deadline, "no event of loop 1");
+        let m = c.next().unwrap();
+        if m.id.is_some() && m.data.contains("-L1\"") {
+            break m;
+        }
+        assert!(
+            !m.data.contains("\"ended\":true"),
+            "a looping clock never ends"
+        );
+    };
+    // Loop 1 replays day 0 three days (the days of orders) later, with its own ids.
+    assert!(
+        looped.data.contains("\"ts\":\"2024-01-04 "),
+        "{}",
+        looped.data
+    );
+    assert!(looped.id.unwrap().contains("-1-"));
+}

@@ -597,3 +597,30 @@ fn catch_up_output_reads_as_json_lines_with_a_summary() {
         assert!(v["body"].is_string());
     }
 }
+
+#[test]
+fn output_files_read_as_json_lines_in_pandas() {
+    let r = Replay::new("replay_pandas", generated(3));
+    r.ok(
+        "2026-11-24T12:00:00Z",
+        &["--start-day", "1", "--speed", "600"],
+    );
+    r.ok(
+        "2026-11-24T12:05:00Z",
+        &["--start-day", "1", "--speed", "600"],
+    );
+    let events = r.lines().len();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_output.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&r.out)
+        .arg(events.to_string())
+        .output()
+        .expect("python3 with pandas must be installed (pip install pandas pyarrow)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
