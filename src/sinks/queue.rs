@@ -127,23 +127,15 @@ impl ClientQueue {
     /// waiting: a writer that fell behind sends several ticks in one write.
     pub fn try_next_data(&self) -> Option<Bytes> {
         let mut s = self.state.lock().expect("queue lock");
-        if s.hold || s.missed > 0 {
+        let data_first = matches!(
+            s.items.front(),
+            Some(Outgoing::Events(..) | Outgoing::Control(_))
+        );
+        if s.hold || s.missed > 0 || !data_first {
             return None;
         }
-        match s.items.front() {
-            Some(Outgoing::Events(..) | Outgoing::Control(_)) => {}
-            _ => return None,
-        }
-        match s.items.pop_front() {
-            Some(Outgoing::Events(b, n)) => {
-                s.bytes -= b.len();
-                self.delivered.fetch_add(n, Ordering::Relaxed);
-                Some(b)
-            }
-            Some(Outgoing::Control(b)) => {
-                s.bytes -= b.len();
-                Some(b)
-            }
+        match self.pop(&mut s) {
+            Some(Outgoing::Events(b, _) | Outgoing::Control(b)) => Some(b),
             _ => None,
         }
     }
@@ -157,20 +149,25 @@ impl ClientQueue {
         if s.missed > 0 {
             return Some(Outgoing::Lagged(std::mem::take(&mut s.missed)));
         }
-        if let Some(item) = s.items.pop_front() {
-            match &item {
-                Outgoing::Events(b, n) => {
-                    s.bytes -= b.len();
-                    self.delivered.fetch_add(*n, Ordering::Relaxed);
-                }
-                Outgoing::Control(b) => s.bytes -= b.len(),
-                Outgoing::Lagged(_) | Outgoing::Close(_) => {}
+        self.pop(&mut s).or_else(|| {
+            s.close
+                .as_ref()
+                .map(|reason| Outgoing::Close(reason.clone()))
+        })
+    }
+
+    /// Pops the first queued item, keeping the byte count and the delivered count right.
+    fn pop(&self, s: &mut State) -> Option<Outgoing> {
+        let item = s.items.pop_front()?;
+        match &item {
+            Outgoing::Events(b, n) => {
+                s.bytes -= b.len();
+                self.delivered.fetch_add(*n, Ordering::Relaxed);
             }
-            return Some(item);
+            Outgoing::Control(b) => s.bytes -= b.len(),
+            Outgoing::Lagged(_) | Outgoing::Close(_) => {}
         }
-        s.close
-            .as_ref()
-            .map(|reason| Outgoing::Close(reason.clone()))
+        Some(item)
     }
 }
 
