@@ -214,6 +214,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             days - 1
         );
     }
+    if args.speed > caspers_replay::clock::actor::MAX_SPEED {
+        anyhow::bail!(
+            "--speed {} is above the fastest the clock takes ({})",
+            args.speed,
+            caspers_replay::clock::actor::MAX_SPEED
+        );
+    }
     let now = time::now_unix_f64();
     let start =
         (ds.day_zero() + args.start_day * time::DAY) as f64 + now.rem_euclid(time::DAY as f64);
