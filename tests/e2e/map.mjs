@@ -49,12 +49,17 @@ try {
       .map(([id, o]) => [id, o.pos[0], o.pos[1], o.loc]));
   const first = await until('drivers on the road', async () => { const d = await drivers(); return d.length ? d : null; });
   check(first.every((d) => d[3] === 1 || d[3] === 2), `${first.length} drivers in San Francisco + Silicon Valley`);
+  // Sampled every 100 ms: some driver seen twice has moved (drivers come and go).
+  let previous = new Map(first.map((d) => [d[0], d]));
   await until('a driver to move', async () => {
-    const now = new Map((await drivers()).map((d) => [d[0], d]));
-    return first.some((d) => now.has(d[0]) && (now.get(d[0])[1] !== d[1] || now.get(d[0])[2] !== d[2]));
-  });
+    const now = await drivers();
+    const moved = now.some((d) => previous.has(d[0]) &&
+      (previous.get(d[0])[1] !== d[1] || previous.get(d[0])[2] !== d[2]));
+    previous = new Map(now.map((d) => [d[0], d]));
+    return moved;
+  }, 20000);
   check(true, 'drivers move as their pings arrive');
-  const onRoad = Number(await page.textContent('#on-road'));
+  const onRoad = await until('the header to count drivers', async () => Number(await page.textContent('#on-road')));
   check(onRoad > 0, `the header counts ${onRoad} drivers on the road`);
 
   // The canvas is drawn: not blank.
