@@ -110,7 +110,8 @@ struct ServeArgs {
     /// KiB a slow client may have queued before it is skipped ahead.
     #[arg(long, default_value_t = 4096)]
     queue_kib: usize,
-    /// HTTP worker threads (default: one per core).
+    /// HTTP worker threads (default: four per core; with thousands of subscribers, more
+    /// workers than cores keep one worker's connections from waiting on another's).
     #[arg(long)]
     workers: Option<usize>,
 }
