@@ -385,6 +385,24 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         let wall = t.elapsed().as_secs_f64();
         // Let the last ticks drain.
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut metrics = String::new();
+        s.read_to_string(&mut metrics).await.unwrap();
+        let value = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let ticks = value("caspers_ticks_total ");
+        println!(
+            "  server ticks: {ticks:.0}, fan-out {:.1} ms on average, {:.1} ms at most",
+            value("caspers_tick_duration_seconds_total ") / ticks * 1e3,
+            value("caspers_tick_duration_seconds_max ") * 1e3
+        );
         (
             started["sim_time"].as_f64().unwrap(),
             stopped["sim_time"].as_f64().unwrap(),

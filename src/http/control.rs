@@ -175,6 +175,24 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &[("", state.rejected.load(Ordering::Relaxed) as f64)],
     );
     metric(
+        "caspers_ticks_total",
+        "counter",
+        "Clock ticks that sent events.",
+        &[("", load(&m.ticks) as f64)],
+    );
+    metric(
+        "caspers_tick_duration_seconds_total",
+        "counter",
+        "Time spent expanding, framing and fanning out ticks.",
+        &[("", load(&m.tick_micros_total) as f64 / 1e6)],
+    );
+    metric(
+        "caspers_tick_duration_seconds_max",
+        "gauge",
+        "The longest tick so far.",
+        &[("", load(&m.tick_micros_max) as f64 / 1e6)],
+    );
+    metric(
         "caspers_sim_time_seconds",
         "gauge",
         "Simulation time, Unix seconds.",

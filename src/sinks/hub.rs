@@ -60,6 +60,9 @@ pub struct HubMetrics {
     pub clients_lagged: AtomicU64,
     pub clients_dropped: AtomicU64,
     pub ticks: AtomicU64,
+    /// Time spent expanding, framing and fanning out ticks: total and longest, in µs.
+    pub tick_micros_total: AtomicU64,
+    pub tick_micros_max: AtomicU64,
 }
 
 struct Member {
@@ -222,6 +225,18 @@ impl Hub {
     /// Sends the events of simulation time [a, b) to every subscriber whose filter they
     /// pass, and records [a, b) as emitted.
     pub fn broadcast_window(&self, a: i64, b: i64) {
+        let started = std::time::Instant::now();
+        self.fan_out(a, b);
+        let micros = started.elapsed().as_micros() as u64;
+        self.metrics
+            .tick_micros_total
+            .fetch_add(micros, Ordering::Relaxed);
+        self.metrics
+            .tick_micros_max
+            .fetch_max(micros, Ordering::Relaxed);
+    }
+
+    fn fan_out(&self, a: i64, b: i64) {
         let ds = &*self.ds;
         let mut events = Vec::new();
         self.timeline
