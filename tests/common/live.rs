@@ -16,21 +16,18 @@ pub struct LiveServer {
 }
 
 impl LiveServer {
-    /// Starts `serve` on a free port of 127.0.0.1 with `extra` options, paused unless
-    /// `extra` says otherwise.
+    /// Starts `serve` on a free port of 127.0.0.1 with `extra` options.
     pub fn start(dataset: &Path, extra: &[&str]) -> LiveServer {
+        Self::start_at(dataset, "127.0.0.1:0", extra)
+    }
+
+    /// [`LiveServer::start`] on a given address.
+    pub fn start_at(dataset: &Path, bind: &str, extra: &[&str]) -> LiveServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
             .arg("serve")
             .arg("--dataset")
             .arg(dataset)
-            .args([
-                "--bind",
-                "127.0.0.1:0",
-                "--control-token",
-                TOKEN,
-                "--tick-ms",
-                "20",
-            ])
+            .args(["--bind", bind, "--control-token", TOKEN, "--tick-ms", "20"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

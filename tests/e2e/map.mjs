@@ -105,6 +105,18 @@ try {
   await presenter.screenshot({ path: `${outDir}/presenter.png` });
 
   check(errors.length === 0, `no console errors (${errors.join(' | ')})`);
+  await presenter.close();
+
+  // The server restarts: the page reconnects by itself and goes on.
+  await page.click('#cities button:nth-child(1)');
+  await until('events after switching back', () => page.evaluate(() => window.caspersMap.received > 0));
+  console.log('restart-now');
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  process.stdin.destroy(); // or the open pipe keeps node alive
+  const before = await page.evaluate(() => window.caspersMap.received);
+  await until('events from the restarted server', async () =>
+    (await page.evaluate(() => window.caspersMap.received)) > before, 20000);
+  check(true, 'after a server restart the page reconnects and receives events again');
 } finally {
   await browser.close();
 }
