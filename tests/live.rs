@@ -320,6 +320,7 @@ fn bad_query_parameters_get_400_with_a_message() {
         "caspers_events_sent_total",
         "caspers_sim_time_seconds",
         "caspers_speed",
+        "caspers_tick_duration_seconds_max",
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
