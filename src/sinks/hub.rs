@@ -289,6 +289,7 @@ impl Hub {
         for members in s.groups.values() {
             for m in members {
                 m.queue.close(reason);
+                self.metrics.clients_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
