@@ -624,3 +624,23 @@ fn output_files_read_as_json_lines_in_pandas() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_second_run_on_the_same_checkpoint_waits_its_turn() {
+    let r = Replay::new("replay_lock", generated(3));
+    r.ok("2026-11-24T10:00:00Z", &["--start-day", "1"]);
+    let before = std::fs::read(&r.checkpoint).unwrap();
+    // Another run holds the lock (this process stands in for it).
+    let lock = std::fs::File::open(r.checkpoint.with_extension("json.lock")).unwrap();
+    lock.lock().unwrap();
+    let out = r.run("2026-11-24T11:00:00Z", &["--start-day", "1"]);
+    let msg = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        msg.contains("another replay is running with this checkpoint"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&r.checkpoint).unwrap(), before);
+    lock.unlock().unwrap();
+    r.ok("2026-11-24T11:00:00Z", &["--start-day", "1"]);
+}

@@ -89,6 +89,9 @@ pub fn run(
         path: opts.checkpoint.clone(),
         message,
     };
+    // One run at a time per checkpoint: a scheduler may start the next run before a long
+    // catch-up ends, and two runs would emit the same window twice.
+    let _lock = lock_checkpoint(&opts.checkpoint).map_err(cp_err)?;
     std::fs::create_dir_all(&opts.out_dir)
         .and_then(|()| remove_stale_temps(&opts.out_dir))
         .map_err(|e| out_err(&opts.out_dir, &format!("cannot use the directory: {e}")))?;
@@ -268,6 +271,29 @@ fn identity(ds: &Dataset) -> DatasetIdentity {
         events: ds.events.len() as u64,
         first_ts: ds.start(),
         last_ts: ds.end() - 1,
+    }
+}
+
+/// Takes the checkpoint's lock file (`<checkpoint>.lock`), held until the returned file is
+/// dropped; the operating system releases it if the process dies.
+fn lock_checkpoint(checkpoint: &Path) -> Result<std::fs::File, String> {
+    if let Some(dir) = checkpoint.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create its directory: {e}"))?;
+    }
+    let mut name = checkpoint.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| format!("cannot open its lock file: {e}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(
+            "another replay is running with this checkpoint; run again when it has finished".into(),
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock it: {e}")),
     }
 }
 
