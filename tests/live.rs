@@ -272,6 +272,10 @@ fn only_the_presenter_changes_the_clock_and_bad_values_get_400() {
         (r#"{"speed": "fast"}"#, "expected JSON"),
         (r#"{"seek": "2023-01-01 00:00:00"}"#, "within the dataset"),
         (r#"{"seek_day": 99}"#, "within the dataset"),
+        (
+            r#"{"seek_day": 9223372036854775807}"#,
+            "not a day of the dataset",
+        ),
         (r#"{"seek": "soon"}"#, "not a time"),
         (r#"{"warp": 9}"#, "expected JSON"),
         (r#"{}"#, "nothing to change"),

@@ -86,7 +86,10 @@ pub async fn post_clock(
     let mut commands = Vec::new();
     if let Some(day) = change.seek_day {
         let day_zero = clock.dataset_start.div_euclid(DAY) * DAY;
-        commands.push(Command::Seek((day_zero + day * DAY) as f64));
+        match day.checked_mul(DAY).and_then(|s| s.checked_add(day_zero)) {
+            Some(t) => commands.push(Command::Seek(t as f64)),
+            None => return bad_request(&format!("seek_day {day} is not a day of the dataset")),
+        }
     }
     if let Some(seek) = &change.seek {
         let t = match seek {
