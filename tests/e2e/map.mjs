@@ -97,6 +97,15 @@ try {
     return c.speed === 3600 ? c.speed : null;
   });
   check(speed === 3600, 'a click on 3600x changes the server speed');
+  await presenter.fill('#speed-input', '1234');
+  await presenter.click('#speed-set');
+  await until('the free speed', async () => (await (await fetch(`${base}v1/clock`)).json()).speed === 1234);
+  check(true, 'a free speed value is set on the server');
+  await presenter.fill('#day-input', '0');
+  await presenter.click('#day-go');
+  await until('the jump to day 0', async () => (await (await fetch(`${base}v1/clock`)).json()).day === 0);
+  check(true, 'jump to a day moves the server clock');
+  await presenter.click('#controls button[data-speed="3600"]');
   await presenter.click('#pause');
   await until('the server to pause', async () => (await (await fetch(`${base}v1/clock`)).json()).paused);
   check(true, 'pause pauses the server clock');
