@@ -9,9 +9,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -107,34 +106,13 @@ fn raise_fd_limit() {
 }
 
 fn start_server(dataset: &std::path::Path, max_clients: usize) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
-        .arg("serve")
-        .arg("--dataset")
-        .arg(dataset)
-        .args(["--bind", "127.0.0.1:0", "--paused", "--start-day", "30"])
-        .args([
-            "--control-token",
-            TOKEN,
-            "--max-clients",
-            &max_clients.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    let max_clients = max_clients.to_string();
+    let mut args = vec!["--paused", "--start-day", "30", "--control-token", TOKEN];
+    args.extend(["--max-clients", &max_clients]);
+    // Extra server options for experiments, e.g. "--tick-ms 50 --workers 1".
+    let extra = std::env::var("CASPERS_LOAD_SERVER_ARGS").unwrap_or_default();
+    args.extend(extra.split_whitespace());
+    common::start_server(dataset, &args)
 }
 
 async fn control(addr: SocketAddr, body: &str) -> serde_json::Value {

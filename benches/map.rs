@@ -4,30 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn main() {
     let dir = common::full_dataset();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
-        .arg("serve")
-        .arg("--dataset")
-        .arg(&dir)
-        .args(["--bind", "127.0.0.1:0", "--paused"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let (mut server, addr) = common::start_server(&dir, &["--paused"]);
+    let addr = addr.to_string();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/fps.mjs");
     for drivers in ["100", "300", "600"] {
         let out = Command::new("node")

@@ -25,3 +25,34 @@ pub fn full_dataset() -> PathBuf {
 pub fn drop_cache(dir: &std::path::Path) {
     let _ = std::fs::remove_dir_all(dir.join(caspers_replay::dataset::cache::CACHE_DIR));
 }
+
+/// Starts `caspers-replay serve` on a free port of 127.0.0.1 with `args`; returns the
+/// process and its address. Its output is drained so it never blocks.
+#[allow(dead_code)] // not every bench serves
+pub fn start_server(
+    dataset: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
+        .arg("serve")
+        .arg("--dataset")
+        .arg(dataset)
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
