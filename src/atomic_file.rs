@@ -92,6 +92,37 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// Why [`lock_beside`] did not get its lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it.
+    Busy,
+    /// The lock file could not be made or locked (the message says which).
+    Io(String),
+}
+
+/// Takes `<path>.lock`, so that two processes never own `path` at once; held until the
+/// returned file is dropped, and released by the system if the process dies.
+pub fn lock_beside(path: &Path) -> Result<File, LockError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .map_err(|e| LockError::Io(format!("cannot create its directory: {e}")))?;
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(|e| LockError::Io(format!("cannot open its lock file: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(LockError::Busy),
+        Err(fs::TryLockError::Error(e)) => Err(LockError::Io(format!("cannot lock it: {e}"))),
+    }
+}
+
 /// fsyncs a directory, so that a rename in it survives a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

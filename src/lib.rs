@@ -12,6 +12,7 @@
 //!   appear whole.
 
 pub mod atomic_file;
+pub mod checksum;
 pub mod clock;
 pub mod dataset;
 pub mod events;

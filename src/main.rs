@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use caspers_replay::dataset::{self, Dataset, generate::GenerateOptions};
-use caspers_replay::http::{ServeOptions, Server};
+use caspers_replay::http::{ClockOrigin, ServeOptions, Server};
 use caspers_replay::progress::Progress;
 use caspers_replay::replay::{self, ReplayOptions};
 use caspers_replay::time;
@@ -114,6 +114,21 @@ struct ServeArgs {
     /// workers than cores keep one worker's connections from waiting on another's).
     #[arg(long)]
     workers: Option<usize>,
+    /// File that keeps the clock across restarts (default: DATASET/.caspers-state/live-clock.json).
+    /// A restart continues the clock where it was, with the presenter's speed and pause.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Start a new clock (from --start-day, --speed, --paused) instead of the saved one.
+    #[arg(long)]
+    fresh: bool,
+    /// Share the clock with other replicas through NATS JetStream at this URL
+    /// (e.g. nats://127.0.0.1:4222; nats-server must run with -js).
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// Also publish every event to JetStream as SUBJECT_PREFIX.<location_id>.<event_type>
+    /// (needs --nats).
+    #[arg(long, value_name = "SUBJECT_PREFIX")]
+    publish_nats: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -239,17 +254,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         workers: args
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        state_file: args
+            .state
+            .clone()
+            .unwrap_or_else(|| caspers_replay::clock::state_file::default_path(dir)),
+        fresh: args.fresh,
+        nats: args.nats.clone(),
+        publish_nats: args.publish_nats.clone(),
     };
     let events = ds.events.len();
     actix_web::rt::System::new().block_on(async move {
-        let server = Server::start(ds, &opts)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.bind))?;
+        let server = Server::start(ds, &opts).await.map_err(anyhow::Error::msg)?;
         let addr = server.addrs[0];
+        let clock = match (&server.origin, &opts.nats) {
+            (ClockOrigin::Restored, _) => format!(
+                "continuing the clock saved in {} (--fresh starts over)",
+                opts.state_file.display()
+            ),
+            (ClockOrigin::Joined, Some(url)) => format!("joining the replicas' clock in NATS at {url}"),
+            _ => format!("from day {} at {}x", args.start_day, opts.speed),
+        };
         println!(
-            "serving {events} events (loaded in {:.2} s) on http://{addr}/ from day {} at {}x",
+            "serving {events} events (loaded in {:.2} s) on http://{addr}/ {clock}",
             started.elapsed().as_secs_f64(),
-            args.start_day,
-            opts.speed
         );
         println!("presenter: http://{addr}/?token={token}");
         println!("streams: http://{addr}/v1/events (SSE), ws://{addr}/v1/ws; clock: http://{addr}/v1/clock");

@@ -14,7 +14,7 @@ use caspers_replay::dataset::Dataset;
 use caspers_replay::dataset::generate::{GenerateOptions, generate};
 use caspers_replay::events::expand_event;
 use caspers_replay::sinks::filter::Filter;
-use common::live::{LiveServer, SseClient, TOKEN, request};
+use common::live::{LiveServer, SseClient, TOKEN, pairs, request, ws_connect, ws_events};
 
 /// A 3-day generated dataset, shared by the tests of this binary.
 fn dataset() -> &'static (PathBuf, Dataset) {
@@ -34,23 +34,7 @@ fn dataset() -> &'static (PathBuf, Dataset) {
 
 /// (id, data) of every event with simulation time in [a, b) passing `filter`.
 fn expected(a: i64, b: i64, filter: Filter) -> Vec<(String, String)> {
-    let (_, ds) = dataset();
-    let tag: String = ds.fingerprint.chars().take(8).collect();
-    let mut out = Vec::new();
-    let mut buf = Vec::new();
-    Timeline::new(ds, false).for_each_event(ds, a, b, 0, |pos, shift| {
-        if filter.matches(ds.events.location_id(pos), ds.events.event_type(pos)) {
-            buf.clear();
-            expand_event(&ds.events, pos, shift, &mut buf);
-            let id = Position {
-                loop_index: shift.loop_index,
-                row: pos as u32,
-            }
-            .to_text(&tag);
-            out.push((id, String::from_utf8(buf.clone()).unwrap()));
-        }
-    });
-    out
+    common::live::expected(&dataset().1, a, b, filter)
 }
 
 const DAY1: i64 = 1_704_067_200 + 86_400;
@@ -69,13 +53,6 @@ fn seek(server: &LiveServer, at: i64) {
 
 fn sim_end(state: &serde_json::Value) -> i64 {
     state["sim_time"].as_f64().unwrap().floor() as i64 + 1
-}
-
-fn pairs(messages: &[common::live::SseMessage]) -> Vec<(String, String)> {
-    messages
-        .iter()
-        .map(|m| (m.id.clone().unwrap(), m.data.clone()))
-        .collect()
 }
 
 #[test]
@@ -328,58 +305,6 @@ fn bad_query_parameters_get_400_with_a_message() {
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
-}
-
-fn ws_connect(server: &LiveServer, query: &str) -> tungstenite::WebSocket<TcpStream> {
-    let stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let url = format!("ws://{}/v1/ws{query}", server.addr);
-    let (ws, response) = tungstenite::client(url, stream).unwrap();
-    assert_eq!(response.status(), 101);
-    ws
-}
-
-/// WebSocket messages as JSON, until `events` events have come or `timeout`.
-fn ws_events(
-    ws: &mut tungstenite::WebSocket<TcpStream>,
-    want: usize,
-    timeout: Duration,
-    others: &mut Vec<serde_json::Value>,
-) -> Vec<(String, String)> {
-    let deadline = Instant::now() + timeout;
-    let mut out = Vec::new();
-    while out.len() < want && Instant::now() < deadline {
-        let message = match ws.read() {
-            Ok(m) => m,
-            Err(e) => {
-                others.push(serde_json::json!({"read_error": e.to_string()}));
-                break;
-            }
-        };
-        let tungstenite::Message::Text(text) = message else {
-            continue;
-        };
-        let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
-        if v["type"] == "events" {
-            // The raw text of each event, to compare byte for byte.
-            let parsed: WsEvents = serde_json::from_str(text.as_str()).unwrap();
-            for (e, p) in parsed.events.iter().zip(parsed.positions) {
-                out.push((p, e.get().to_string()));
-            }
-        } else {
-            others.push(v);
-        }
-    }
-    out
-}
-
-#[derive(serde::Deserialize)]
-struct WsEvents<'a> {
-    #[serde(borrow)]
-    events: Vec<&'a serde_json::value::RawValue>,
-    positions: Vec<String>,
 }
 
 #[test]

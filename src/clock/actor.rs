@@ -2,30 +2,27 @@
 //! channel (set speed, pause, resume, seek). Each tick it hands the hub the events in
 //! [emitted so far, now), so every event the clock passes goes out exactly once and in
 //! order, whatever the speed changes and pauses. Every change is announced to all clients.
+//!
+//! The clock's state lives in a [`ClockRecord`] kept by a [`Store`]:
+//! - a state file (one process): the clock never emits past the end the file records, so
+//!   a restart continues from there; a change is saved before it is answered;
+//! - NATS (replicas): a change is written with compare-and-set and takes effect a little
+//!   ahead, at the same wall instant on every replica, which all run the same clock.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{SimClock, Timeline};
+use super::shared::{SharedClock, UpdateError};
+use super::state_file::StateFile;
+use super::{ClockRecord, SimClock, Timeline};
 use crate::sinks::hub::Hub;
-use crate::time::{DAY, format_ts};
+use crate::time::{DAY, format_ts, now_unix_f64};
 
 /// Fastest speed a presenter may set.
 pub const MAX_SPEED: f64 = 1_000_000.0;
-
-/// How the clock starts.
-#[derive(Clone, Debug)]
-pub struct ClockConfig {
-    /// Simulation time to start at (Unix seconds).
-    pub start: f64,
-    pub speed: f64,
-    pub paused: bool,
-    /// Time between ticks.
-    pub tick: Duration,
-}
 
 /// What the clock says of itself (GET /v1/clock, and every control message).
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -55,13 +52,36 @@ pub enum Command {
     Seek(f64),
 }
 
-type Reply = oneshot::Sender<Result<ClockState, String>>;
+/// Why a change was not made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChangeError {
+    /// The change itself is wrong (HTTP 400).
+    Invalid(String),
+    /// The clock's store cannot take it now (HTTP 503).
+    Unavailable(String),
+}
+
+/// Where the clock's state is kept.
+pub enum Store {
+    File(StateFile),
+    Shared(Arc<SharedClock>),
+}
+
+type Reply = oneshot::Sender<Result<ClockState, ChangeError>>;
+
+enum Message {
+    Change(Vec<Command>, Reply),
+    /// A record another replica (or this one) wrote to NATS, with its revision.
+    Adopt(ClockRecord, u64),
+}
 
 /// The way to the clock task.
 #[derive(Clone)]
 pub struct ClockHandle {
-    commands: mpsc::Sender<(Vec<Command>, Reply)>,
+    messages: mpsc::Sender<Message>,
     state: watch::Receiver<ClockState>,
+    /// The NATS store, when the clock is shared.
+    pub shared: Option<Arc<SharedClock>>,
 }
 
 impl ClockHandle {
@@ -71,71 +91,150 @@ impl ClockHandle {
     }
 
     /// Applies `commands` in order (all or none); returns the new state or why not.
-    pub async fn apply(&self, commands: Vec<Command>) -> Result<ClockState, String> {
+    pub async fn apply(&self, commands: Vec<Command>) -> Result<ClockState, ChangeError> {
+        let stopped = || ChangeError::Unavailable("the clock has stopped".into());
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send((commands, tx))
+        self.messages
+            .send(Message::Change(commands, tx))
             .await
-            .map_err(|_| "the clock has stopped".to_string())?;
-        rx.await.map_err(|_| "the clock has stopped".to_string())?
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
 struct ClockTask {
     clock: SimClock,
+    /// The record in force (its clock may differ from `clock` at the dataset's end).
+    record: ClockRecord,
+    /// A shared change adopted but not yet in force (it takes effect at its anchor).
+    pending: Option<ClockRecord>,
+    /// Revision of the newest shared record seen.
+    revision: u64,
     timeline: Timeline,
     hub: Arc<Hub>,
     /// Every event with simulation time before this has been sent.
     cursor: i64,
+    /// The end last asked of the state file for the current run.
+    requested_end: i64,
     ended: bool,
+    tick: Duration,
+    store: Store,
+    /// Windows also go here (the NATS publisher), when set.
+    publisher: Option<mpsc::UnboundedSender<(i64, i64)>>,
     state: watch::Sender<ClockState>,
 }
 
+/// What the clock task starts from.
+pub struct ClockSetup {
+    pub record: ClockRecord,
+    /// The shared record's revision (0 with a state file).
+    pub revision: u64,
+    /// The record is a saved one this process continues (a restart), not a new clock or
+    /// the replicas' one it joins.
+    pub restored: bool,
+    pub store: Store,
+    /// Time between ticks.
+    pub tick: Duration,
+    /// Where windows also go (the NATS publisher).
+    pub publisher: Option<mpsc::UnboundedSender<(i64, i64)>>,
+}
+
 /// Starts the clock task on the current tokio runtime.
-pub fn spawn(hub: Arc<Hub>, timeline: Timeline, config: ClockConfig) -> ClockHandle {
-    let now = Instant::now();
-    let clock = SimClock::new(config.start, now, config.speed, config.paused);
-    let cursor = config.start.floor() as i64;
-    hub.start_run(cursor);
-    let (state_tx, state_rx) = watch::channel(describe(&clock, &timeline, false, now));
-    let (tx, mut rx) = mpsc::channel::<(Vec<Command>, Reply)>(64);
+pub fn spawn(hub: Arc<Hub>, timeline: Timeline, setup: ClockSetup) -> ClockHandle {
+    let ClockSetup {
+        mut record,
+        revision,
+        restored,
+        store,
+        tick,
+        publisher,
+    } = setup;
+    let now = now_unix_f64();
+    let cursor = match &store {
+        // Time stood still while the process was down: continue where the file says the
+        // clock may have got to (at most a tick past what it had sent).
+        Store::File(_) if restored => {
+            let end = record.run_end();
+            if !record.clock.paused {
+                record.clock.anchor_sim = end as f64;
+            }
+            record.clock.anchor_wall = now;
+            record.reason = "restarted".into();
+            end
+        }
+        Store::File(_) => record.run_end(),
+        // The shared clock never stopped: join it where it is now.
+        Store::Shared(_) => {
+            let at = timeline.clamp(record.clock.sim_at(now).floor() as i64 + 1);
+            at.max(record.run_start())
+        }
+    };
+    let mut history = record.runs.clone();
+    if let Some(last) = history.last_mut() {
+        last.1 = cursor.max(last.0);
+    }
+    hub.set_history(history, cursor);
+    let (state_tx, state_rx) = watch::channel(describe(&record.clock, &timeline, false, now));
+    let (tx, mut rx) = mpsc::channel::<Message>(64);
+    let shared = match &store {
+        Store::Shared(s) => {
+            s.watch(tx.clone(), Message::Adopt);
+            Some(Arc::clone(s))
+        }
+        Store::File(_) => None,
+    };
     let mut task = ClockTask {
-        clock,
+        clock: record.clock,
+        requested_end: record.run_end(),
+        record,
+        pending: None,
+        revision,
         timeline,
         hub,
         cursor,
         ended: false,
+        tick,
+        store,
+        publisher,
         state: state_tx,
     };
+    if restored {
+        if let Store::File(file) = &task.store {
+            file.save(task.record.clone(), None);
+        }
+        task.publish(now, "restarted");
+    }
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(config.tick);
+        let mut ticks = tokio::time::interval(tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = ticks.tick() => task.tick(Instant::now()),
-                command = rx.recv() => match command {
-                    Some((commands, reply)) => {
-                        let _ = reply.send(task.apply(&commands, Instant::now()));
+                _ = ticks.tick() => task.tick(now_unix_f64()),
+                message = rx.recv() => match message {
+                    Some(Message::Change(commands, reply)) => {
+                        let _ = reply.send(task.change(&commands).await);
                     }
+                    Some(Message::Adopt(record, revision)) => task.adopt(record, revision),
                     None => return,
                 },
             }
         }
     });
     ClockHandle {
-        commands: tx,
+        messages: tx,
         state: state_rx,
+        shared,
     }
 }
 
-fn describe(clock: &SimClock, timeline: &Timeline, ended: bool, now: Instant) -> ClockState {
+fn describe(clock: &SimClock, timeline: &Timeline, ended: bool, now: f64) -> ClockState {
     let sim = clock.sim_at(now);
     ClockState {
         sim_time: sim,
         sim_time_utc: format_ts(sim.floor() as i64),
         day: (sim.floor() as i64 - timeline.day_zero).div_euclid(DAY),
-        speed: clock.speed(),
-        paused: clock.paused(),
+        speed: clock.speed,
+        paused: clock.paused,
         ended,
         looping: timeline.looping,
         dataset_start: timeline.dataset_start,
@@ -146,13 +245,36 @@ fn describe(clock: &SimClock, timeline: &Timeline, ended: bool, now: Instant) ->
 
 impl ClockTask {
     /// Sends what became due, and stops the clock at the dataset's end.
-    fn tick(&mut self, now: Instant) {
-        let sim = self.clock.sim_at(now);
-        let target = self.timeline.clamp(sim.floor() as i64 + 1);
-        if target > self.cursor {
-            self.hub.broadcast_window(self.cursor, target);
-            self.cursor = target;
+    fn tick(&mut self, now: f64) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| now >= p.clock.anchor_wall)
+        {
+            let next = self.pending.take().expect("pending");
+            self.switch(next, now);
         }
+        let wanted = self
+            .timeline
+            .clamp(self.clock.sim_at(now).floor() as i64 + 1);
+        let mut target = wanted;
+        if let Store::File(file) = &self.store {
+            // Ask the file to run a tick ahead; never emit past what it holds.
+            let lead = (self.clock.speed * self.tick.as_secs_f64()).ceil() as i64 + 1;
+            if wanted > self.cursor && self.requested_end < wanted + lead {
+                self.requested_end = self.timeline.clamp(wanted + lead);
+                let mut record = self.record.clone();
+                if let Some(last) = record.runs.last_mut() {
+                    last.1 = self.requested_end;
+                }
+                file.save(record, None);
+            }
+            let durable = file
+                .durable_end(self.record.runs.len())
+                .unwrap_or(self.cursor);
+            target = target.min(durable);
+        }
+        self.emit_to(target);
         let at_end = self.timeline.end().is_some_and(|end| self.cursor >= end);
         if at_end && !self.ended {
             self.ended = true;
@@ -166,43 +288,154 @@ impl ClockTask {
             .send_replace(describe(&self.clock, &self.timeline, self.ended, now));
     }
 
-    fn apply(&mut self, commands: &[Command], now: Instant) -> Result<ClockState, String> {
+    fn emit_to(&mut self, target: i64) {
+        if target > self.cursor {
+            self.hub.broadcast_window(self.cursor, target);
+            if let Some(p) = &self.publisher {
+                let _ = p.send((self.cursor, target));
+            }
+            self.cursor = target;
+        }
+    }
+
+    /// Puts `next` in force: a seek first finishes the current run where `next` closes it.
+    fn switch(&mut self, next: ClockRecord, now: f64) {
+        let seek =
+            next.runs.len() > self.record.runs.len() || next.run_start() != self.record.run_start();
+        if seek {
+            let closed = next.runs.len().checked_sub(2).map(|i| next.runs[i].1);
+            if let Some(end) = closed {
+                if self.cursor > end {
+                    log::warn!(
+                        "this replica had sent events up to {} before it learnt of a seek at {}",
+                        format_ts(self.cursor),
+                        format_ts(end)
+                    );
+                }
+                self.emit_to(end);
+            }
+            self.cursor = next.run_start();
+            self.requested_end = next.run_end();
+            self.hub.start_run(self.cursor);
+            self.ended = false;
+            self.clock = next.clock;
+        } else if self.ended {
+            // Stopped at the end: only a seek moves it again.
+            self.clock.speed = next.clock.speed;
+        } else {
+            self.clock = next.clock;
+        }
+        let reason = next.reason.clone();
+        self.record = next;
+        self.publish(now, &reason);
+    }
+
+    /// A shared record from NATS: in force at its anchor (at once if that has passed).
+    fn adopt(&mut self, record: ClockRecord, revision: u64) {
+        if revision <= self.revision {
+            return;
+        }
+        self.revision = revision;
+        let now = now_unix_f64();
+        if let Some(earlier) = self.pending.take() {
+            self.switch(earlier, now);
+        }
+        if record.clock.anchor_wall <= now {
+            self.switch(record, now);
+        } else {
+            self.pending = Some(record);
+        }
+    }
+
+    async fn change(&mut self, commands: &[Command]) -> Result<ClockState, ChangeError> {
         for command in commands {
-            check(command, &self.timeline)?;
+            check(command, &self.timeline).map_err(ChangeError::Invalid)?;
         }
         let seeks = commands.iter().any(|c| matches!(c, Command::Seek(_)));
         if self.ended && !seeks && commands.contains(&Command::SetPaused(false)) {
-            return Err("the clock stopped at the dataset's end: seek back first \
-                        (or serve with --loop)"
-                .into());
+            return Err(ChangeError::Invalid(
+                "the clock stopped at the dataset's end: seek back first \
+                 (or serve with --loop)"
+                    .into(),
+            ));
         }
-        // What is due up to this instant goes out before anything changes.
-        self.tick(now);
-        let mut reason = "change";
-        for &command in commands {
-            match command {
-                Command::SetSpeed(speed) => {
-                    self.clock.set_speed(now, speed);
-                    reason = "speed";
-                }
-                Command::SetPaused(paused) => {
-                    self.clock.set_paused(now, paused);
-                    reason = if paused { "pause" } else { "resume" };
-                }
-                Command::Seek(sim) => {
-                    self.clock.seek(now, sim);
-                    self.cursor = sim.floor() as i64;
-                    self.ended = false;
-                    self.hub.start_run(self.cursor);
-                    reason = "seek";
-                }
+        match &self.store {
+            Store::File(_) => self.change_file(commands).await,
+            Store::Shared(shared) => {
+                let shared = Arc::clone(shared);
+                self.change_shared(commands, &shared).await
             }
         }
-        Ok(self.publish(now, reason))
+    }
+
+    /// One process: applied now, saved before it is answered.
+    async fn change_file(&mut self, commands: &[Command]) -> Result<ClockState, ChangeError> {
+        let now = now_unix_f64();
+        // What is due up to this instant goes out before anything changes.
+        self.tick(now);
+        let mut next = self.record.clone();
+        next.clock = self.clock;
+        // The run keeps the end already asked of the file (a seek closes it at the cursor).
+        if let Some(last) = next.runs.last_mut() {
+            last.1 = self.requested_end.max(self.cursor);
+        }
+        edit(&mut next, commands, now, self.cursor);
+        let Store::File(file) = &self.store else {
+            unreachable!("a file store")
+        };
+        let (tx, rx) = oneshot::channel();
+        file.save(next.clone(), Some(tx));
+        rx.await
+            .unwrap_or_else(|_| Err("the state writer stopped".into()))
+            .map_err(ChangeError::Unavailable)?;
+        self.switch(next, now);
+        Ok(self.state.borrow().clone())
+    }
+
+    /// Replicas: written to NATS with compare-and-set, in force a little ahead on every
+    /// replica at once.
+    async fn change_shared(
+        &mut self,
+        commands: &[Command],
+        shared: &SharedClock,
+    ) -> Result<ClockState, ChangeError> {
+        if !shared.is_connected() {
+            return Err(ChangeError::Unavailable(shared.unreachable()));
+        }
+        let ahead = (self.tick.as_secs_f64() * 1.5).max(0.05);
+        for _ in 0..5 {
+            let (base, revision) = match &self.pending {
+                Some(p) => (p.clone(), self.revision),
+                None => (self.record.clone(), self.revision),
+            };
+            let at = now_unix_f64() + ahead;
+            let mut next = base;
+            let closing = self
+                .timeline
+                .clamp(next.clock.sim_at(at).floor() as i64 + 1)
+                .max(next.run_start());
+            edit(&mut next, commands, at, closing);
+            match shared.update(&next, revision).await {
+                Ok(new_revision) => {
+                    let state = describe(&next.clock, &self.timeline, false, at);
+                    self.adopt(next, new_revision);
+                    return Ok(state);
+                }
+                Err(UpdateError::Conflict) => match shared.latest().await {
+                    // Another presenter changed it first: apply theirs, then try ours on it.
+                    Ok((record, revision)) => self.adopt(record, revision),
+                    Err(e) => return Err(ChangeError::Unavailable(e)),
+                },
+                Err(UpdateError::Unavailable(e)) => return Err(ChangeError::Unavailable(e)),
+            }
+        }
+        Err(ChangeError::Unavailable(
+            "the clock kept changing under this request; try again".into(),
+        ))
     }
 
     /// Updates the shared state and announces it to every client.
-    fn publish(&mut self, now: Instant, reason: &str) -> ClockState {
+    fn publish(&mut self, now: f64, reason: &str) -> ClockState {
         let state = describe(&self.clock, &self.timeline, self.ended, now);
         self.state.send_replace(state.clone());
         let mut json = serde_json::to_value(&state).expect("serializable");
@@ -212,6 +445,38 @@ impl ClockTask {
             .broadcast_control("clock", json.to_string().as_bytes());
         state
     }
+}
+
+/// Applies `commands` to `record` at wall time `at`; a seek closes the current run at
+/// `closing` (simulation time emitted by then) and starts another.
+fn edit(record: &mut ClockRecord, commands: &[Command], at: f64, closing: i64) {
+    let mut reason = "change";
+    for &command in commands {
+        match command {
+            Command::SetSpeed(speed) => {
+                record.clock.set_speed(at, speed);
+                reason = "speed";
+            }
+            Command::SetPaused(paused) => {
+                record.clock.set_paused(at, paused);
+                reason = if paused { "pause" } else { "resume" };
+            }
+            Command::Seek(sim) => {
+                record.clock.seek(at, sim);
+                if let Some(last) = record.runs.last_mut() {
+                    last.1 = closing.max(last.0);
+                }
+                let start = sim.floor() as i64;
+                record.runs.push((start, start));
+                if record.runs.len() > 256 {
+                    record.runs.remove(0);
+                }
+                reason = "seek";
+            }
+        }
+    }
+    record.clock.anchor_wall = at;
+    record.reason = reason.into();
 }
 
 /// Refuses a command the clock cannot take, saying why.

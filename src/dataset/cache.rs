@@ -4,23 +4,25 @@
 //! second for the full dataset; reading back the finished columns takes a tenth of that.
 //! A cache file is named after the SHA-1 of the `events.parquet` it was built from and this
 //! program's version, so a changed file or program never meets a stale cache; it is
-//! written atomically, only after the file passed every check, and checked for
-//! consistency when read, so a damaged cache is rebuilt, never trusted.
+//! written atomically, only after the file passed every check, and ends with a CRC-32C of
+//! all its bytes, verified at load (then checked for consistency too), so a damaged cache
+//! is rebuilt with a warning, never trusted.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bytemuck::Pod;
 
 use super::index::{EventIndex, NO_TEXT, TextRef};
 use crate::atomic_file::AtomicFile;
+use crate::checksum::{HashingReader, HashingWriter};
 use crate::events::EventType;
 
 /// Folder of the dataset directory that holds cache files.
 pub const CACHE_DIR: &str = ".caspers-cache";
 
-const MAGIC: &[u8; 8] = b"CASPIDX1";
+const MAGIC: &[u8; 8] = b"CASPIDX2";
 
 /// The cache file for a dataset directory and events file fingerprint.
 pub fn cache_path(dataset_dir: &Path, fingerprint: &str) -> PathBuf {
@@ -33,7 +35,9 @@ pub fn cache_path(dataset_dir: &Path, fingerprint: &str) -> PathBuf {
 /// Reads a cached index; `None` when it is missing, damaged or of another build.
 pub fn read(path: &Path) -> Option<EventIndex> {
     let file = File::open(path).ok()?;
-    match read_index(&mut io::BufReader::with_capacity(1 << 16, file)) {
+    let file_len = file.metadata().ok()?.len();
+    let mut r = HashingReader::new(io::BufReader::with_capacity(1 << 16, file));
+    match read_index(&mut r, file_len) {
         Ok(ix) => Some(ix),
         Err(e) => {
             log::warn!(
@@ -50,7 +54,10 @@ pub fn write(path: &Path, ix: &EventIndex) -> io::Result<()> {
     let dir = path.parent().expect("cache path has a parent");
     fs::create_dir_all(dir)?;
     let mut file = AtomicFile::create(path)?;
-    write_index(file.writer(), ix)?;
+    let mut w = HashingWriter::new(file.writer());
+    write_index(&mut w, ix)?;
+    let crc = w.crc;
+    file.writer().write_all(&crc.to_le_bytes())?;
     file.commit()?;
     for entry in fs::read_dir(dir)?.flatten() {
         let name = entry.file_name();
@@ -62,7 +69,7 @@ pub fn write(path: &Path, ix: &EventIndex) -> io::Result<()> {
     Ok(())
 }
 
-fn write_index(w: &mut BufWriter<File>, ix: &EventIndex) -> io::Result<()> {
+fn write_index(w: &mut impl Write, ix: &EventIndex) -> io::Result<()> {
     w.write_all(MAGIC)?;
     let lens = [
         ix.ts.len(),
@@ -106,7 +113,7 @@ fn column<T: Pod>(r: &mut impl Read, n: usize) -> io::Result<Vec<T>> {
     Ok(v)
 }
 
-fn read_index(r: &mut impl Read) -> io::Result<EventIndex> {
+fn read_index<R: Read>(r: &mut HashingReader<R>, file_len: u64) -> io::Result<EventIndex> {
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)?;
     if &magic != MAGIC {
@@ -122,6 +129,18 @@ fn read_index(r: &mut impl Read) -> io::Result<EventIndex> {
         }
     }
     let [events, n_texts, n_orders, order_bytes, arena_bytes] = lens;
+    // The lengths must add up to the file's size before anything is allocated for them.
+    let expected = 8
+        + 5 * 8
+        + events as u64 * 32
+        + n_texts as u64 * 12
+        + n_orders as u64 * 4
+        + order_bytes as u64
+        + arena_bytes as u64
+        + 4;
+    if expected != file_len {
+        return Err(bad("lengths do not match the file's size"));
+    }
     let ts: Vec<i64> = column(r, events)?;
     let sequence: Vec<u16> = column(r, events)?;
     let location: Vec<u8> = column(r, events)?;
@@ -135,8 +154,14 @@ fn read_index(r: &mut impl Read) -> io::Result<EventIndex> {
     let order_ends: Vec<u32> = column(r, n_orders)?;
     let order_ids: Vec<u8> = column(r, order_bytes)?;
     let arena: Vec<u8> = column(r, arena_bytes)?;
-    if r.read(&mut [0u8; 1])? != 0 {
+    let crc = r.crc;
+    let mut stored = [0u8; 4];
+    r.inner.read_exact(&mut stored)?;
+    if r.inner.read(&mut [0u8; 1])? != 0 {
         return Err(bad("trailing bytes"));
+    }
+    if u32::from_le_bytes(stored) != crc {
+        return Err(bad("checksum mismatch: the file is damaged"));
     }
 
     // Everything the accessors index with must stay in bounds: a damaged cache is refused

@@ -25,6 +25,16 @@ pub const EVENTS_FILE: &str = "events.parquet";
 /// The kitchens file inside a dataset directory (optional).
 pub const LOCATIONS_FILE: &str = "locations.parquet";
 
+/// Which dataset a saved state (a checkpoint, the live clock) belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DatasetIdentity {
+    /// SHA-1 of events.parquet.
+    pub fingerprint: String,
+    pub events: u64,
+    pub first_ts: i64,
+    pub last_ts: i64,
+}
+
 /// A loaded dataset: the time-ordered events and the kitchens.
 #[derive(Debug)]
 pub struct Dataset {
@@ -117,6 +127,16 @@ impl Dataset {
             .find(|&p| ix.event_type(p) == crate::events::EventType::OrderCreated)
             .map_or(self.end() - 1, |p| ix.ts(p));
         ((last_order - self.day_zero()) / crate::time::DAY + 1).max(1)
+    }
+
+    /// What a saved state records to be sure it meets the same dataset again.
+    pub fn identity(&self) -> DatasetIdentity {
+        DatasetIdentity {
+            fingerprint: self.fingerprint.clone(),
+            events: self.events.len() as u64,
+            first_ts: self.start(),
+            last_ts: self.end() - 1,
+        }
     }
 
     /// The kitchen with `location_id`, if the dataset knows it.

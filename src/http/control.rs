@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::params::bad_request;
-use crate::clock::actor::Command;
+use crate::clock::actor::{ChangeError, Command};
 use crate::time::{DAY, parse_rfc3339};
 
 /// The kitchens (id, code, name, lat, lon), for maps.
@@ -117,7 +117,23 @@ pub async fn post_clock(
     }
     match state.clock.apply(commands).await {
         Ok(new_state) => HttpResponse::Ok().json(new_state),
-        Err(e) => bad_request(&e),
+        Err(ChangeError::Invalid(e)) => bad_request(&e),
+        Err(ChangeError::Unavailable(e)) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "2"))
+            .json(serde_json::json!({ "error": e })),
+    }
+}
+
+/// Liveness: the server streams. With a shared clock, says whether NATS is reachable
+/// (the stream goes on without it; only clock changes wait for it).
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    match &state.clock.shared {
+        None => HttpResponse::Ok().body("ok\n"),
+        Some(shared) if shared.is_connected() => HttpResponse::Ok().body("ok\nnats: connected\n"),
+        Some(shared) => HttpResponse::Ok().body(format!(
+            "ok\nnats: unreachable ({}): streaming on the last clock known; clock changes are refused\n",
+            shared.url
+        )),
     }
 }
 
@@ -213,6 +229,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "1 when the clock is paused.",
         &[("", f64::from(u8::from(clock.paused)))],
     );
+    if let Some(shared) = &state.clock.shared {
+        metric(
+            "caspers_nats_connected",
+            "gauge",
+            "1 while NATS (which shares the clock) is reachable.",
+            &[("", f64::from(u8::from(shared.is_connected())))],
+        );
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)

@@ -12,10 +12,13 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 
-use crate::clock::Timeline;
-use crate::clock::actor::{self, ClockConfig, ClockHandle};
+use crate::clock::actor::{self, ClockHandle, ClockSetup, Store};
+use crate::clock::shared::{self, SharedClock};
+use crate::clock::state_file::StateFile;
+use crate::clock::{ClockRecord, SimClock, Timeline};
 use crate::dataset::Dataset;
 use crate::sinks::hub::Hub;
+use crate::sinks::nats::Publisher;
 
 /// How to serve.
 #[derive(Clone, Debug)]
@@ -34,6 +37,24 @@ pub struct ServeOptions {
     pub queue_limit: usize,
     /// HTTP worker threads.
     pub workers: usize,
+    /// The clock's state file (one process; unused with `nats`).
+    pub state_file: std::path::PathBuf,
+    /// Ignore a saved clock and start over.
+    pub fresh: bool,
+    /// NATS URL: share the clock with the other replicas there.
+    pub nats: Option<String>,
+    /// Publish every event to JetStream under this subject prefix.
+    pub publish_nats: Option<String>,
+}
+
+/// How the clock was set up, for the start-up message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClockOrigin {
+    New,
+    /// Continued from the state file.
+    Restored,
+    /// Joined the replicas' clock in NATS.
+    Joined,
 }
 
 /// What every handler shares.
@@ -70,25 +91,71 @@ impl Drop for ClientSlot {
 /// A running server.
 pub struct Server {
     pub addrs: Vec<SocketAddr>,
+    pub origin: ClockOrigin,
     server: actix_web::dev::Server,
     hub: Arc<Hub>,
 }
 
 impl Server {
-    /// Binds and starts serving `ds`; the clock starts ticking. Call from within an actix
-    /// system (`actix_web::rt::System`).
-    pub fn start(ds: Dataset, opts: &ServeOptions) -> std::io::Result<Server> {
+    /// Binds and starts serving `ds`; the clock starts ticking (a new one, the one the state
+    /// file holds, or the replicas' one in NATS). Call from within an actix system
+    /// (`actix_web::rt::System`).
+    pub async fn start(ds: Dataset, opts: &ServeOptions) -> Result<Server, String> {
         let ds = Arc::new(ds);
         let timeline = Timeline::new(&ds, opts.looping);
         let hub = Arc::new(Hub::new(Arc::clone(&ds), timeline, opts.queue_limit));
+        let new_clock = ClockRecord::new(
+            &ds,
+            opts.looping,
+            SimClock::new(
+                opts.start,
+                crate::time::now_unix_f64(),
+                opts.speed,
+                opts.paused,
+            ),
+        );
+        let client = match opts.nats.as_deref() {
+            Some(url) => Some(shared::connect(url).await?),
+            None => None,
+        };
+        let (store, record, revision, origin) = match (&opts.nats, &client) {
+            (Some(url), Some(client)) => {
+                let (clock, record, revision) =
+                    SharedClock::open(client.clone(), url, &ds, opts.looping, new_clock.clone())
+                        .await?;
+                let origin = if record == new_clock {
+                    ClockOrigin::New
+                } else {
+                    ClockOrigin::Joined
+                };
+                (Store::Shared(Arc::new(clock)), record, revision, origin)
+            }
+            _ => {
+                let (file, saved) =
+                    StateFile::open(&opts.state_file, &ds, opts.looping, opts.fresh)?;
+                match saved {
+                    Some(record) => (Store::File(file), record, 0, ClockOrigin::Restored),
+                    None => (Store::File(file), new_clock, 0, ClockOrigin::New),
+                }
+            }
+        };
+        let publisher = match (&opts.publish_nats, &client) {
+            (Some(prefix), Some(client)) => {
+                Some(Publisher::start(client.clone(), prefix, Arc::clone(&ds), timeline).await?)
+            }
+            (Some(_), None) => return Err("--publish-nats needs --nats URL".into()),
+            _ => None,
+        };
         let clock = actor::spawn(
             Arc::clone(&hub),
             timeline,
-            ClockConfig {
-                start: opts.start,
-                speed: opts.speed,
-                paused: opts.paused,
+            ClockSetup {
+                record,
+                revision,
+                restored: origin == ClockOrigin::Restored,
+                store,
                 tick: opts.tick,
+                publisher,
             },
         );
         let state = web::Data::from(Arc::new(AppState {
@@ -107,10 +174,7 @@ impl Server {
                     actix_web::error::InternalError::from_response(e, response).into()
                 }))
                 .route("/", web::get().to(index))
-                .route(
-                    "/healthz",
-                    web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
-                )
+                .route("/healthz", web::get().to(control::healthz))
                 .route("/metrics", web::get().to(control::metrics))
                 .route("/v1/clock", web::get().to(control::get_clock))
                 .route("/v1/kitchens", web::get().to(control::kitchens))
@@ -129,10 +193,16 @@ impl Server {
         .max_connections(opts.max_clients.saturating_add(1024))
         .disable_signals()
         .shutdown_timeout(3)
-        .bind(&opts.bind)?;
+        .bind(&opts.bind)
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.bind))?;
         let addrs = server.addrs();
         let server = server.run();
-        Ok(Server { addrs, server, hub })
+        Ok(Server {
+            addrs,
+            origin,
+            server,
+            hub,
+        })
     }
 
     /// Serves until SIGINT or SIGTERM, then tells every client and stops.

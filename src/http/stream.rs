@@ -29,11 +29,27 @@ fn too_many() -> HttpResponse {
         )
 }
 
-fn clock_message(state: &AppState, transport: Transport) -> Bytes {
+/// The first clock message: `restarted` for a client resuming from a position that an
+/// earlier process (or another replica) sent, `connected` otherwise.
+fn clock_message(state: &AppState, transport: Transport, from: Option<&str>) -> Bytes {
     let mut json = serde_json::to_value(state.clock.state()).expect("serializable");
     json["type"] = "clock".into();
-    json["reason"] = "connected".into();
+    let restarted = from.is_some_and(|p| state.hub.sent_before_this_process(p));
+    json["reason"] = if restarted { "restarted" } else { "connected" }.into();
     transport.control("clock", json.to_string().as_bytes())
+}
+
+/// A position another replica sent a moment before this one's clock got there: wait (a
+/// few ticks at most) for this clock to pass it, so the catch-up meets the live stream.
+async fn wait_until_passed(state: &AppState, from: Option<&str>) {
+    if let Some(p) = from {
+        for _ in 0..100 {
+            if !state.hub.position_ahead(p) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 fn lagged_message(state: &AppState, transport: Transport, missed: u64) -> Bytes {
@@ -70,6 +86,7 @@ pub async fn sse(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let from = last_event_id.or(params.from);
+    wait_until_passed(&state, from.as_deref()).await;
     let start = match &from {
         Some(p) => Start::After(p),
         None => Start::Live,
@@ -79,7 +96,7 @@ pub async fn sse(
         .subscribe(params.filter, Transport::Sse, start, params.snapshot);
 
     let mut first = b"retry: 3000\n\n".to_vec();
-    first.extend_from_slice(&clock_message(&state, Transport::Sse));
+    first.extend_from_slice(&clock_message(&state, Transport::Sse, from.as_deref()));
     struct Writer {
         sub: Subscription,
         state: Arc<AppState>,
@@ -184,6 +201,7 @@ pub async fn websocket(
         return Ok(too_many());
     };
     let (response, mut session, mut messages) = actix_ws::handle(&req, body)?;
+    wait_until_passed(&state, params.from.as_deref()).await;
     let start = match &params.from {
         Some(p) => Start::After(p),
         None => Start::Live,
@@ -196,7 +214,11 @@ pub async fn websocket(
         let _slot = slot;
         let text = |b: Bytes| bytestring::ByteString::try_from(b).unwrap_or_default();
         if session
-            .text(text(clock_message(&state, Transport::WebSocket)))
+            .text(text(clock_message(
+                &state,
+                Transport::WebSocket,
+                params.from.as_deref(),
+            )))
             .await
             .is_err()
         {

@@ -4,27 +4,20 @@
 //! instant that corresponds to it (`wall_clock`), plus what fixes the replay: the dataset's
 //! fingerprint, the start day, looping and the time shift. A run about to publish a file
 //! first records it as `pending`, so a run killed at any instant is completed, not
-//! repeated, by the next one.
+//! repeated, by the next one. Its last member is a CRC-32C of the rest: a damaged file is
+//! refused, never trusted.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomically;
+use crate::checksum::{open_sealed_json, seal_json};
+pub use crate::dataset::DatasetIdentity;
 use crate::time::format_rfc3339;
 
 /// The `format` value of this version.
 pub const FORMAT: &str = "caspers-replay checkpoint v1";
-
-/// Which dataset a checkpoint belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetIdentity {
-    /// SHA-1 of events.parquet.
-    pub fingerprint: String,
-    pub events: u64,
-    pub first_ts: i64,
-    pub last_ts: i64,
-}
 
 /// A window whose file was being published when the run stopped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,8 +59,14 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read: {e}")),
         };
-        let cp: Checkpoint = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("not a caspers-replay checkpoint ({e})"))?;
+        let parsed = serde_json::from_slice::<Checkpoint>(&bytes);
+        if let Err(e) = open_sealed_json(&bytes) {
+            return Err(match parsed {
+                Err(parse) => format!("not a caspers-replay checkpoint ({parse})"),
+                Ok(_) => format!("the checkpoint is damaged: {e}"),
+            });
+        }
+        let cp = parsed.map_err(|e| format!("not a caspers-replay checkpoint ({e})"))?;
         if cp.format != FORMAT {
             return Err(format!(
                 "unknown checkpoint format '{}' (expected '{FORMAT}')",
@@ -81,8 +80,7 @@ impl Checkpoint {
     pub fn write(&mut self, path: &Path) -> std::io::Result<()> {
         self.window_end_utc = format_rfc3339(self.window_end);
         self.wall_clock_utc = format_rfc3339(self.wall_clock.floor() as i64);
-        let mut text = serde_json::to_vec_pretty(self).expect("serializable");
-        text.push(b'\n');
+        let text = seal_json(&serde_json::to_vec_pretty(self).expect("serializable"));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }

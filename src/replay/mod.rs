@@ -96,7 +96,7 @@ pub fn run(
         .and_then(|()| remove_stale_temps(&opts.out_dir))
         .map_err(|e| out_err(&opts.out_dir, &format!("cannot use the directory: {e}")))?;
 
-    let identity = identity(ds);
+    let identity = ds.identity();
     let existing = if opts.reset {
         None
     } else {
@@ -265,36 +265,15 @@ fn onoff(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
-fn identity(ds: &Dataset) -> DatasetIdentity {
-    DatasetIdentity {
-        fingerprint: ds.fingerprint.clone(),
-        events: ds.events.len() as u64,
-        first_ts: ds.start(),
-        last_ts: ds.end() - 1,
-    }
-}
-
-/// Takes the checkpoint's lock file (`<checkpoint>.lock`), held until the returned file is
-/// dropped; the operating system releases it if the process dies.
+/// Takes the checkpoint's lock file (`<checkpoint>.lock`).
 fn lock_checkpoint(checkpoint: &Path) -> Result<std::fs::File, String> {
-    if let Some(dir) = checkpoint.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create its directory: {e}"))?;
-    }
-    let mut name = checkpoint.as_os_str().to_owned();
-    name.push(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&name)
-        .map_err(|e| format!("cannot open its lock file: {e}"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(
-            "another replay is running with this checkpoint; run again when it has finished".into(),
-        ),
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock it: {e}")),
-    }
+    crate::atomic_file::lock_beside(checkpoint).map_err(|e| match e {
+        crate::atomic_file::LockError::Busy => {
+            "another replay is running with this checkpoint; run again when it has finished"
+                .to_string()
+        }
+        crate::atomic_file::LockError::Io(e) => e,
+    })
 }
 
 /// Marks `pending` done in the checkpoint and writes it.

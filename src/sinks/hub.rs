@@ -75,6 +75,9 @@ struct State {
     groups: HashMap<(Filter, Transport), Vec<Member>>,
     /// Simulation time emitted, as runs [from, to) in emission order; a seek starts a run.
     history: Vec<(i64, i64)>,
+    /// Where this process's own emission began: positions before it were sent by an
+    /// earlier process (a restart) or another replica.
+    first_live: i64,
     next_id: u64,
 }
 
@@ -211,6 +214,40 @@ impl Hub {
                 s.groups.remove(&(filter, transport));
             }
         }
+    }
+
+    /// Takes the emitted runs of a clock this process continues or joins; its own emission
+    /// starts at `cursor`.
+    pub fn set_history(&self, runs: Vec<(i64, i64)>, cursor: i64) {
+        let mut s = self.state.lock().expect("hub lock");
+        s.history = runs;
+        s.first_live = cursor;
+    }
+
+    /// Simulation time of the event at position `text`, if it is one of this dataset's.
+    fn position_time(&self, text: &str) -> Option<i64> {
+        let p = Position::parse(text, &self.tag).ok()?;
+        let row = p.row as usize;
+        (row < self.ds.events.len())
+            .then(|| self.ds.events.ts(row) + i64::from(p.loop_index) * self.timeline.loop_seconds)
+    }
+
+    /// Whether position `text` lies in the current run just past what this process has
+    /// sent: another replica's clock ticked a moment earlier. Resuming from it must wait
+    /// until this one has passed it too.
+    pub fn position_ahead(&self, text: &str) -> bool {
+        let Some(sim) = self.position_time(text) else {
+            return false;
+        };
+        let s = self.state.lock().expect("hub lock");
+        s.history.last().is_some_and(|&(a, b)| a <= sim && sim >= b)
+    }
+
+    /// Whether position `text` was sent before this process began emitting (by the process
+    /// it restarted, or by another replica).
+    pub fn sent_before_this_process(&self, text: &str) -> bool {
+        let first_live = self.state.lock().expect("hub lock").first_live;
+        self.position_time(text).is_some_and(|sim| sim < first_live)
     }
 
     /// Starts a new run of emitted time at `sim` (the clock started or was sought).

@@ -5,4 +5,5 @@
 pub mod files;
 pub mod filter;
 pub mod hub;
+pub mod nats;
 pub mod queue;

@@ -7,6 +7,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use caspers_replay::clock::{Position, Timeline};
+use caspers_replay::dataset::Dataset;
+use caspers_replay::events::expand_event;
+use caspers_replay::sinks::filter::Filter;
+
 pub const TOKEN: &str = "test-presenter-token";
 
 /// A server process; killed when dropped.
@@ -23,10 +28,19 @@ impl LiveServer {
 
     /// [`LiveServer::start`] on a given address.
     pub fn start_at(dataset: &Path, bind: &str, extra: &[&str]) -> LiveServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
-            .arg("serve")
-            .arg("--dataset")
-            .arg(dataset)
+        // Each server gets its own clock state file unless the test names one.
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let own_state = std::env::temp_dir().join(format!(
+            "caspers-live-state-{}-{}.json",
+            std::process::id(),
+            SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
+        cmd.arg("serve").arg("--dataset").arg(dataset);
+        if !extra.iter().any(|a| *a == "--state" || *a == "--nats") {
+            cmd.arg("--fresh").arg("--state").arg(&own_state);
+        }
+        let mut child = cmd
             .args(["--bind", bind, "--control-token", TOKEN, "--tick-ms", "20"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -269,4 +283,84 @@ impl SseClient {
         }
         out
     }
+}
+
+/// (id, data) pairs of SSE event messages.
+pub fn pairs(messages: &[SseMessage]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .map(|m| (m.id.clone().unwrap(), m.data.clone()))
+        .collect()
+}
+
+/// (id, data) of every event with simulation time in [a, b) passing `filter`.
+pub fn expected(ds: &Dataset, a: i64, b: i64, filter: Filter) -> Vec<(String, String)> {
+    let tag: String = ds.fingerprint.chars().take(8).collect();
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    Timeline::new(ds, false).for_each_event(ds, a, b, 0, |pos, shift| {
+        if filter.matches(ds.events.location_id(pos), ds.events.event_type(pos)) {
+            buf.clear();
+            expand_event(&ds.events, pos, shift, &mut buf);
+            let id = Position {
+                loop_index: shift.loop_index,
+                row: pos as u32,
+            }
+            .to_text(&tag);
+            out.push((id, String::from_utf8(buf.clone()).unwrap()));
+        }
+    });
+    out
+}
+
+pub fn ws_connect(server: &LiveServer, query: &str) -> tungstenite::WebSocket<TcpStream> {
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let url = format!("ws://{}/v1/ws{query}", server.addr);
+    let (ws, response) = tungstenite::client(url, stream).unwrap();
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// WebSocket messages as JSON, until `events` events have come or `timeout`.
+pub fn ws_events(
+    ws: &mut tungstenite::WebSocket<TcpStream>,
+    want: usize,
+    timeout: Duration,
+    others: &mut Vec<serde_json::Value>,
+) -> Vec<(String, String)> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        let message = match ws.read() {
+            Ok(m) => m,
+            Err(e) => {
+                others.push(serde_json::json!({"read_error": e.to_string()}));
+                break;
+            }
+        };
+        let tungstenite::Message::Text(text) = message else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        if v["type"] == "events" {
+            // The raw text of each event, to compare byte for byte.
+            let parsed: WsEvents = serde_json::from_str(text.as_str()).unwrap();
+            for (e, p) in parsed.events.iter().zip(parsed.positions) {
+                out.push((p, e.get().to_string()));
+            }
+        } else {
+            others.push(v);
+        }
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+pub struct WsEvents<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a serde_json::value::RawValue>,
+    positions: Vec<String>,
 }

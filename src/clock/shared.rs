@@ -1,0 +1,225 @@
+//! The clock shared by replicas through NATS JetStream: one key-value entry holds the
+//! [`ClockRecord`]; every replica watches it and runs the same clock from it; a change is
+//! written with compare-and-set on the entry's revision, so two presenters cannot race.
+//!
+//! Only changes cross NATS (a few hundred bytes each), never events: each replica reads the
+//! same dataset and computes the same windows from the same anchors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::ClockRecord;
+use crate::dataset::Dataset;
+
+/// The bucket that holds the clocks (one key per dataset).
+pub const BUCKET: &str = "caspers_clock";
+
+/// How long a NATS request may take before the clock is said to be unreachable.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a write did not happen.
+#[derive(Debug)]
+pub enum UpdateError {
+    /// Another replica wrote first.
+    Conflict,
+    Unavailable(String),
+}
+
+pub struct SharedClock {
+    pub url: String,
+    client: async_nats::Client,
+    kv: kv::Store,
+    key: String,
+    ds_identity: crate::dataset::DatasetIdentity,
+    looping: bool,
+}
+
+/// Connects to NATS at `url` (reconnecting by itself whenever the connection drops).
+pub async fn connect(url: &str) -> Result<async_nats::Client, String> {
+    let options = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 100).clamp(100, 1000))
+        });
+    tokio::time::timeout(Duration::from_secs(10), options.connect(url))
+        .await
+        .map_err(|_| format!("NATS at {url} did not answer within 10 s"))?
+        .map_err(|e| format!("cannot connect to NATS at {url}: {e}"))
+}
+
+impl SharedClock {
+    /// Opens the dataset's clock in NATS; the first replica creates it with `initial`.
+    /// Returns it with the record in force and its revision.
+    pub async fn open(
+        client: async_nats::Client,
+        url: &str,
+        ds: &Dataset,
+        looping: bool,
+        initial: ClockRecord,
+    ) -> Result<(SharedClock, ClockRecord, u64), String> {
+        let js = jetstream::new(client.clone());
+        let kv = match js.get_key_value(BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: BUCKET.into(),
+                    history: 8,
+                    storage: jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| {
+                    format!("cannot create the key-value bucket {BUCKET} in NATS at {url} (is JetStream on? start nats-server with -js): {e}")
+                })?,
+        };
+        let key = format!("clock.{}", &ds.fingerprint[..16.min(ds.fingerprint.len())]);
+        let shared = SharedClock {
+            url: url.into(),
+            client,
+            kv,
+            key,
+            ds_identity: ds.identity(),
+            looping,
+        };
+        for _ in 0..3 {
+            if let Ok((record, revision)) = shared.latest().await {
+                return Ok((shared, record, revision));
+            }
+            match shared
+                .kv
+                .create(&shared.key, initial.to_bytes().into())
+                .await
+            {
+                Ok(revision) => return Ok((shared, initial, revision)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("cannot write the clock to NATS at {url}: {e}")),
+            }
+        }
+        let (record, revision) = shared.latest().await?;
+        Ok((shared, record, revision))
+    }
+
+    /// Whether NATS is reachable now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// What a refused change says while NATS is away.
+    pub fn unreachable(&self) -> String {
+        format!(
+            "the clock is shared through NATS at {}, which is unreachable: changes are refused until it is back (the stream goes on meanwhile)",
+            self.url
+        )
+    }
+
+    /// The record in force, with its revision.
+    pub async fn latest(&self) -> Result<(ClockRecord, u64), String> {
+        let entry = tokio::time::timeout(TIMEOUT, self.kv.entry(self.key.clone()))
+            .await
+            .map_err(|_| self.unreachable())?
+            .map_err(|e| format!("cannot read the clock from NATS at {}: {e}", self.url))?;
+        let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+            return Err(format!(
+                "NATS at {} holds no clock for this dataset",
+                self.url
+            ));
+        };
+        let record = self.parse(&entry.value)?;
+        Ok((record, entry.revision))
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<ClockRecord, String> {
+        let record: ClockRecord = serde_json::from_slice(
+            crate::checksum::open_sealed_json(bytes)
+                .map_err(|e| format!("the clock in NATS is damaged: {e}"))?,
+        )
+        .map_err(|e| format!("the clock in NATS is not a clock record: {e}"))?;
+        if record.dataset != self.ds_identity || record.looping != self.looping {
+            return Err(format!(
+                "the clock in NATS at {} was made for another dataset or --loop setting",
+                self.url
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Writes `record` if the entry is still at `revision`.
+    pub async fn update(&self, record: &ClockRecord, revision: u64) -> Result<u64, UpdateError> {
+        let write = self
+            .kv
+            .update(&self.key, record.to_bytes().into(), revision);
+        match tokio::time::timeout(TIMEOUT, write).await {
+            Err(_) => Err(UpdateError::Unavailable(self.unreachable())),
+            Ok(Ok(revision)) => Ok(revision),
+            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                Err(UpdateError::Conflict)
+            }
+            Ok(Err(e)) if !self.is_connected() => Err(UpdateError::Unavailable(format!(
+                "{} ({e})",
+                self.unreachable()
+            ))),
+            Ok(Err(e)) => Err(UpdateError::Unavailable(format!(
+                "cannot write the clock to NATS at {}: {e}",
+                self.url
+            ))),
+        }
+    }
+
+    /// Sends every record written from now on (and the latest at once) to `tx`, watching
+    /// again after NATS comes back.
+    pub fn watch<M: Send + 'static>(
+        self: &Arc<Self>,
+        tx: mpsc::Sender<M>,
+        wrap: fn(ClockRecord, u64) -> M,
+    ) {
+        // A watch may stall across a reconnection: a read once a second catches up anyway
+        // (the clock task ignores revisions it has seen).
+        let (me, poll_tx) = (Arc::clone(self), tx.clone());
+        tokio::spawn(async move {
+            while !poll_tx.is_closed() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if !me.is_connected() {
+                    continue;
+                }
+                if let Ok((record, revision)) = me.latest().await {
+                    let _ = poll_tx.send(wrap(record, revision)).await;
+                }
+            }
+        });
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                if tx.is_closed() {
+                    return;
+                }
+                match me.kv.watch_with_history(&me.key).await {
+                    Ok(mut updates) => {
+                        while let Some(Ok(entry)) = updates.next().await {
+                            if entry.operation != kv::Operation::Put {
+                                continue;
+                            }
+                            match me.parse(&entry.value) {
+                                Ok(record) => {
+                                    if tx.send(wrap(record, entry.revision)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => log::error!("ignoring a clock record: {e}"),
+                            }
+                        }
+                        log::warn!(
+                            "lost the watch on the clock in NATS at {}; watching again",
+                            me.url
+                        );
+                    }
+                    Err(e) => log::debug!("cannot watch the clock in NATS yet: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+    }
+}
