@@ -369,3 +369,39 @@ fn index_cache_is_reused_rebuilt_when_damaged_and_replaced_when_the_file_changes
     write_parquet(&dir.join("events.parquet"), event_columns(&rows), 100);
     assert!(Dataset::open(&dir).is_err());
 }
+
+#[test]
+fn a_cache_with_any_one_byte_changed_is_rebuilt_never_trusted() {
+    let fixture = shared_dir().join("fixtures/events_1day.parquet");
+    let dir = scratch_dir("index_cache_bytes");
+    std::fs::copy(&fixture, dir.join("events.parquet")).unwrap();
+    let want = expand_all(&Dataset::open(&dir).unwrap(), EventShift::default());
+    let cache = std::fs::read_dir(dir.join(".caspers-cache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let good = std::fs::read(&cache).unwrap();
+    // Every byte of the header and the trailer, and one in every 97 bytes between (route
+    // and item text included): a coordinate changed by one digit must not come out.
+    let offsets: Vec<usize> = (0..64)
+        .chain((64..good.len() - 8).step_by(good.len() / 97))
+        .chain(good.len() - 8..good.len())
+        .collect();
+    for &i in &offsets {
+        let mut bad = good.clone();
+        bad[i] ^= if i % 2 == 0 { 0x01 } else { 0x10 };
+        std::fs::write(&cache, &bad).unwrap();
+        let ds = Dataset::open(&dir).unwrap();
+        assert!(
+            expand_all(&ds, EventShift::default()) == want,
+            "byte {i} changed: the events differ"
+        );
+        assert_eq!(
+            std::fs::read(&cache).unwrap(),
+            good,
+            "byte {i} changed: the cache was not rebuilt"
+        );
+    }
+}
