@@ -20,6 +20,13 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium > /dev/null
 fi
+# Replicas are tested against Debian's nats-server (started by the tests with -js).
+if [ ! -x /usr/sbin/nats-server ] && [ ! -x /usr/bin/nats-server ]; then
+  echo "installing Debian's nats-server for the replica tests..."
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nats-server > /dev/null
+fi
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi

@@ -64,17 +64,29 @@ impl SharedClock {
         let js = jetstream::new(client.clone());
         let kv = match js.get_key_value(BUCKET).await {
             Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: BUCKET.into(),
-                    history: 8,
+            Err(_) => {
+                // The bucket's stream, made by hand: the client's own bucket creation asks
+                // for account fields that Debian's nats-server 2.9 does not send.
+                js.get_or_create_stream(jetstream::stream::Config {
+                    name: format!("KV_{BUCKET}"),
+                    subjects: vec![format!("$KV.{BUCKET}.>")],
+                    max_messages_per_subject: 8,
                     storage: jetstream::stream::StorageType::File,
+                    discard: jetstream::stream::DiscardPolicy::New,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    num_replicas: 1,
                     ..Default::default()
                 })
                 .await
                 .map_err(|e| {
                     format!("cannot create the key-value bucket {BUCKET} in NATS at {url} (is JetStream on? start nats-server with -js): {e}")
-                })?,
+                })?;
+                js.get_key_value(BUCKET).await.map_err(|e| {
+                    format!("cannot open the key-value bucket {BUCKET} in NATS at {url}: {e}")
+                })?
+            }
         };
         let key = format!("clock.{}", &ds.fingerprint[..16.min(ds.fingerprint.len())]);
         let shared = SharedClock {

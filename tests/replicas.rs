@@ -1,0 +1,357 @@
+//! Replicas sharing one clock through a real `nats-server -js` on 127.0.0.1: a change sent
+//! to one shows on the other; a client moved between replicas, or left on one while the
+//! other is killed, receives exactly the dataset's events; NATS stopped and restarted
+//! while both serve; every event published to JetStream once.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use caspers_replay::dataset::Dataset;
+use caspers_replay::dataset::generate::{GenerateOptions, generate};
+use caspers_replay::sinks::filter::Filter;
+use common::live::{LiveServer, SseClient, TOKEN, expected, pairs, request};
+
+const DAY1: i64 = 1_704_067_200 + 86_400;
+
+fn dataset() -> &'static (PathBuf, Dataset) {
+    static DS: OnceLock<(PathBuf, Dataset)> = OnceLock::new();
+    DS.get_or_init(|| {
+        let dir = common::scratch_dir("replicas_dataset");
+        let opts = GenerateOptions {
+            days: 3,
+            seed: 21,
+            ..GenerateOptions::default()
+        };
+        generate(&opts, &dir, |_, _| {}).unwrap();
+        let ds = Dataset::open(&dir).unwrap();
+        (dir, ds)
+    })
+}
+
+/// A `nats-server -js` on a free port of 127.0.0.1 with its own store; stopped when dropped.
+struct Nats {
+    child: Child,
+    port: u16,
+    store: PathBuf,
+}
+
+impl Nats {
+    fn start(name: &str) -> Nats {
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .expect(
+                "nats-server is missing: apt-get install nats-server (scripts/test.sh does it)",
+            );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = common::scratch_dir(&format!("nats_{name}"));
+        let mut nats = Nats {
+            child: spawn_nats(binary, port, &store),
+            port,
+            store,
+        };
+        nats.wait_up();
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .unwrap();
+        self.child = spawn_nats(binary, self.port, &self.store);
+        self.wait_up();
+    }
+}
+
+fn spawn_nats(binary: &str, port: u16, store: &std::path::Path) -> Child {
+    Command::new(binary)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn replica(nats: &Nats, extra: &[&str]) -> LiveServer {
+    let url = nats.url();
+    let mut args = vec!["--nats", url.as_str(), "--paused", "--start-day", "1"];
+    args.extend_from_slice(extra);
+    LiveServer::start(&dataset().0, &args)
+}
+
+fn clock(server: &LiveServer) -> serde_json::Value {
+    serde_json::from_str(&server.get("/v1/clock").1).unwrap()
+}
+
+/// Waits (up to 3 s) until `server`'s clock satisfies `ok`.
+fn clock_becomes(server: &LiveServer, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let c = clock(server);
+        if ok(&c) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {c}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sim_end(state: &serde_json::Value) -> i64 {
+    state["sim_time"].as_f64().unwrap().floor() as i64 + 1
+}
+
+fn post_clock(server: &LiveServer, body: &str) -> (u16, String) {
+    let auth = format!("Bearer {TOKEN}");
+    request(
+        server.addr,
+        "POST",
+        "/v1/clock",
+        &[("Authorization", &auth)],
+        body,
+    )
+}
+
+#[test]
+fn a_change_on_one_replica_shows_on_the_other_and_a_client_moves_between_them() {
+    let nats = Nats::start("move");
+    let mut a = replica(&nats, &[]);
+    let b = replica(&nats, &[]);
+    let from = DAY1 + 12 * 3600;
+    a.control(&format!("{{\"seek\": {from}, \"paused\": true}}"));
+    clock_becomes(&b, "B follows A's seek", |c| c["sim_time"] == from as f64);
+
+    let mut on_a = SseClient::connect(a.addr, "/v1/events?location_id=1", None);
+    let mut stays_on_b = SseClient::connect(b.addr, "/v1/events", None);
+    a.control(r#"{"speed": 3600, "paused": false}"#);
+    clock_becomes(&b, "B follows A's speed", |c| {
+        c["speed"] == 3600.0 && c["paused"] == false
+    });
+    let mut got = pairs(&on_a.events(40, Duration::from_secs(10)));
+    assert_eq!(got.len(), 40);
+    drop(on_a);
+    // To replica B with the last position, as a load balancer would send it.
+    let last = got.last().unwrap().0.clone();
+    let mut on_b = SseClient::connect(b.addr, "/v1/events?location_id=1", Some(&last));
+    std::thread::sleep(Duration::from_millis(600));
+    let paused = b.control(r#"{"paused": true}"#);
+    let end = sim_end(&paused);
+    clock_becomes(&a, "A follows B's pause", |c| c["paused"] == true);
+    assert_eq!(sim_end(&clock(&a)), end, "both stopped at the same instant");
+
+    let ds = &dataset().1;
+    let want = expected(ds, from, end, Filter::new(&[1], &[]));
+    got.extend(pairs(
+        &on_b.events(want.len() - got.len(), Duration::from_secs(10)),
+    ));
+    assert!(want.len() > 60, "the window holds events");
+    assert!(
+        got == want,
+        "moved mid-stream: no gap, no duplicate ({} of {})",
+        got.len(),
+        want.len()
+    );
+
+    // Replica A dies: B's clients go on undisturbed.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    b.control(r#"{"paused": false}"#);
+    std::thread::sleep(Duration::from_millis(500));
+    let end = sim_end(&b.control(r#"{"paused": true}"#));
+    let want = expected(ds, from, end, Filter::default());
+    let got = pairs(&stays_on_b.events(want.len(), Duration::from_secs(10)));
+    assert!(
+        got == want,
+        "B's client: every event once ({} of {})",
+        got.len(),
+        want.len()
+    );
+}
+
+#[test]
+fn with_nats_down_streams_go_on_changes_are_refused_then_work_again() {
+    let mut nats = Nats::start("outage");
+    let a = replica(&nats, &[]);
+    let b = replica(&nats, &[]);
+    let from = DAY1 + 17 * 3600;
+    a.control(&format!("{{\"seek\": {from}, \"paused\": true}}"));
+    clock_becomes(&b, "B follows A's seek", |c| c["sim_time"] == from as f64);
+    let mut on_a = SseClient::connect(a.addr, "/v1/events?location_id=2,3", None);
+    let mut on_b = SseClient::connect(b.addr, "/v1/events?location_id=4", None);
+    a.control(r#"{"speed": 1800, "paused": false}"#);
+    clock_becomes(&b, "B runs", |c| c["paused"] == false);
+
+    nats.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.get("/healthz").1.contains("unreachable") {
+        assert!(Instant::now() < deadline, "B never noticed NATS was gone");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, text) = post_clock(&a, r#"{"speed": 60}"#);
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("NATS"), "{text}");
+    assert!(b.get("/metrics").1.contains("caspers_nats_connected 0"));
+    // The streams go on meanwhile.
+    let mut got_a = pairs(&on_a.events(20, Duration::from_secs(10)));
+    let mut got_b = pairs(&on_b.events(20, Duration::from_secs(10)));
+    assert_eq!(
+        (got_a.len(), got_b.len()),
+        (20, 20),
+        "streaming without NATS"
+    );
+
+    nats.restart();
+    for server in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !server.get("/healthz").1.contains("nats: connected") {
+            assert!(Instant::now() < deadline, "never reconnected to NATS");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let paused = loop {
+        let (status, text) = post_clock(&a, r#"{"paused": true}"#);
+        if status == 200 {
+            break serde_json::from_str::<serde_json::Value>(&text).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "changes never worked again: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let end = sim_end(&paused);
+    clock_becomes(&b, "B follows the pause after the outage", |c| {
+        c["paused"] == true
+    });
+    let ds = &dataset().1;
+    let want_a = expected(ds, from, end, Filter::new(&[2, 3], &[]));
+    let want_b = expected(ds, from, end, Filter::new(&[4], &[]));
+    got_a.extend(pairs(
+        &on_a.events(want_a.len() - got_a.len(), Duration::from_secs(10)),
+    ));
+    got_b.extend(pairs(
+        &on_b.events(want_b.len() - got_b.len(), Duration::from_secs(10)),
+    ));
+    assert!(
+        got_a == want_a,
+        "A's client: {} of {}",
+        got_a.len(),
+        want_a.len()
+    );
+    assert!(
+        got_b == want_b,
+        "B's client: {} of {}",
+        got_b.len(),
+        want_b.len()
+    );
+}
+
+#[test]
+fn publish_nats_puts_every_event_of_a_window_in_jetstream_once_per_subject() {
+    let nats = Nats::start("publish");
+    let a = replica(&nats, &["--publish-nats", "caspers.test"]);
+    // A second publisher of the same events: JetStream keeps one copy by Nats-Msg-Id.
+    let b = replica(&nats, &["--publish-nats", "caspers.test"]);
+    let from = DAY1 + 19 * 3600;
+    a.control(&format!("{{\"seek\": {from}, \"paused\": true}}"));
+    clock_becomes(&b, "B follows", |c| c["sim_time"] == from as f64);
+    a.control(r#"{"speed": 3600, "paused": false}"#);
+    std::thread::sleep(Duration::from_millis(800));
+    let end = sim_end(&a.control(r#"{"paused": true}"#));
+    let ds = &dataset().1;
+    let want = expected(ds, from, end, Filter::default());
+    assert!(want.len() > 50);
+
+    let url = nats.url();
+    let stored = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let client = async_nats::connect(url).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js.get_stream("CASPERS_CASPERS_TEST").await.unwrap();
+            // Publishing is asynchronous: wait until the count stops growing.
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let n = stream.info().await.unwrap().state.last_sequence;
+                if n == last && n > 0 {
+                    break;
+                }
+                last = n;
+            }
+            let mut out = Vec::new();
+            for seq in 1..=last {
+                if let Ok(m) = stream.get_raw_message(seq).await {
+                    out.push((
+                        m.subject.to_string(),
+                        String::from_utf8(m.payload.to_vec()).unwrap(),
+                    ));
+                }
+            }
+            out
+        });
+    let (from_ts, end_ts) = (
+        caspers_replay::time::format_ts(from),
+        caspers_replay::time::format_ts(end),
+    );
+    let in_window: Vec<&(String, String)> = stored
+        .iter()
+        .filter(|(_, json)| {
+            let v: serde_json::Value = serde_json::from_str(json).unwrap();
+            let ts = v["ts"].as_str().unwrap();
+            ts >= from_ts.as_str() && ts < end_ts.as_str()
+        })
+        .collect();
+    let got: Vec<&str> = in_window.iter().map(|(_, j)| j.as_str()).collect();
+    let want_json: Vec<&str> = want.iter().map(|(_, j)| j.as_str()).collect();
+    assert_eq!(got.len(), want_json.len(), "each event once");
+    assert!(got == want_json, "in order, byte for byte");
+    for (subject, json) in in_window {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            *subject,
+            format!(
+                "caspers.test.{}.{}",
+                v["location_id"],
+                v["event_type"].as_str().unwrap()
+            )
+        );
+    }
+}
