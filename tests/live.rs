@@ -4,15 +4,12 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use caspers_replay::clock::{Position, Timeline};
 use caspers_replay::dataset::Dataset;
 use caspers_replay::dataset::generate::{GenerateOptions, generate};
-use caspers_replay::events::expand_event;
 use caspers_replay::sinks::filter::Filter;
 use common::live::{LiveServer, SseClient, TOKEN, pairs, request, ws_connect, ws_events};
 
