@@ -4,7 +4,8 @@
 //! `emitted` stamp) to the client's receipt, lost events and the server's RSS.
 //!
 //! `cargo bench --bench load` runs the scenarios; one scenario:
-//! `cargo bench --bench load -- --subscribers 1000 --speed 3600 --seconds 10 [--filtered]`.
+//! `cargo bench --bench load -- --subscribers 1000 --speed 3600 --seconds 10 [--filtered]
+//! [--replicas 2]` (replicas share one clock through a `nats-server -js` the bench starts).
 //! All traffic stays on 127.0.0.1 and every run stops by itself.
 
 mod common;
@@ -63,6 +64,59 @@ struct Stats {
     errors: AtomicU64,
 }
 
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            delays: Histogram::new(),
+            by_transport: [Histogram::new(), Histogram::new()],
+            lagged: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Several replicas' figures as one.
+    fn merged(parts: &[Arc<Stats>]) -> Stats {
+        let all = Stats::new();
+        let add = |into: &Histogram, from: &Histogram| {
+            for (a, b) in into.0.iter().zip(&from.0) {
+                a.fetch_add(b.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        };
+        for p in parts {
+            add(&all.delays, &p.delays);
+            add(&all.by_transport[0], &p.by_transport[0]);
+            add(&all.by_transport[1], &p.by_transport[1]);
+            all.lagged
+                .fetch_add(p.lagged.load(Ordering::Relaxed), Ordering::Relaxed);
+            all.errors
+                .fetch_add(p.errors.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        all
+    }
+}
+
+/// A `nats-server -js` on a free port with a temporary store, for replica scenarios.
+fn start_nats() -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = std::env::temp_dir().join(format!("caspers-bench-nats-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let child = std::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server (apt-get install nats-server)");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, format!("nats://127.0.0.1:{port}"))
+}
+
 fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -105,10 +159,17 @@ fn raise_fd_limit() {
     }
 }
 
-fn start_server(dataset: &std::path::Path, max_clients: usize) -> (Child, SocketAddr) {
+fn start_server(
+    dataset: &std::path::Path,
+    max_clients: usize,
+    nats: Option<&str>,
+) -> (Child, SocketAddr) {
     let max_clients = max_clients.to_string();
     let mut args = vec!["--paused", "--start-day", "30", "--control-token", TOKEN];
     args.extend(["--max-clients", &max_clients]);
+    if let Some(url) = nats {
+        args.extend(["--nats", url]);
+    }
     // Extra server options for experiments, e.g. "--tick-ms 50 --workers 1".
     let extra = std::env::var("CASPERS_LOAD_SERVER_ARGS").unwrap_or_default();
     args.extend(extra.split_whitespace());
@@ -280,11 +341,19 @@ struct Scenario {
     speed: f64,
     seconds: u64,
     filtered: bool,
+    /// Servers sharing one clock through NATS; subscribers are spread over them.
+    replicas: usize,
 }
 
 fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
-    let (mut child, addr) = start_server(dir, sc.subscribers + 100);
-    let pid = child.id();
+    let nats = (sc.replicas > 1).then(start_nats);
+    let url = nats.as_ref().map(|n| n.1.clone());
+    let mut servers: Vec<(Child, SocketAddr)> = (0..sc.replicas.max(1))
+        .map(|_| start_server(dir, sc.subscribers + 100, url.as_deref()))
+        .collect();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.1).collect();
+    let addr = addrs[0];
+    let pid = servers[0].0.id();
     std::thread::sleep(Duration::from_millis(300));
     let rss_empty = rss_mb(pid);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -292,12 +361,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         .enable_all()
         .build()
         .unwrap();
-    let stats = Arc::new(Stats {
-        delays: Histogram::new(),
-        by_transport: [Histogram::new(), Histogram::new()],
-        lagged: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-    });
+    let per_replica: Vec<Arc<Stats>> = addrs.iter().map(|_| Arc::new(Stats::new())).collect();
     // One counter per subscriber, with its filter.
     let mut counters = Vec::new();
     let t_connect = Instant::now();
@@ -315,8 +379,10 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
                 Filter::default()
             };
             let received = Arc::new(AtomicU64::new(0));
-            counters.push((filter, Arc::clone(&received)));
-            let stats = Arc::clone(&stats);
+            let replica = i % addrs.len();
+            counters.push((filter, Arc::clone(&received), replica));
+            let stats = Arc::clone(&per_replica[replica]);
+            let addr = addrs[replica];
             if i % 2 == 0 {
                 tokio::spawn(sse_client(addr, query, received, stats));
             } else {
@@ -329,17 +395,20 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         // Wait until the server counts every subscriber.
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            let mut s = TcpStream::connect(addr).await.unwrap();
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            let count: f64 = out
-                .lines()
-                .filter(|l| l.starts_with("caspers_subscribers{"))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum();
+            let mut count = 0.0;
+            for &addr in &addrs {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).await.unwrap();
+                count += out
+                    .lines()
+                    .filter(|l| l.starts_with("caspers_subscribers{"))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>();
+            }
             if count as usize >= sc.subscribers {
                 break;
             }
@@ -388,6 +457,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         )
     });
     let rss_busy = rss_mb(pid);
+    let stats = Stats::merged(&per_replica);
     let server_cpu = cpu_seconds(pid) - server_cpu0;
     let own_cpu = cpu_seconds(std::process::id()) - own_cpu0;
     let (a, b) = (start.floor() as i64 + 1, end.floor() as i64 + 1);
@@ -400,13 +470,18 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     });
     let mut expected = 0u64;
     let mut delivered = 0u64;
-    for (filter, received) in &counters {
-        expected += if filter.is_all() {
+    let mut by_replica = vec![(0u64, 0u64); addrs.len()];
+    for (filter, received, replica) in &counters {
+        let want = if filter.is_all() {
             total
         } else {
             per_location[usize::from(filter.location_ids()[0])]
         };
-        delivered += received.load(Ordering::Relaxed);
+        let got = received.load(Ordering::Relaxed);
+        expected += want;
+        delivered += got;
+        by_replica[*replica].0 += want;
+        by_replica[*replica].1 += got;
     }
     let lost = expected as i64 - delivered as i64;
     println!(
@@ -442,8 +517,26 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         server_cpu / (wall + 2.0),
         own_cpu / (wall + 2.0),
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    if addrs.len() > 1 {
+        for (k, (&(want, got), stats)) in by_replica.iter().zip(&per_replica).enumerate() {
+            println!(
+                "  replica {k}: {got} events delivered = {:.0} events/s; delay p50 {} ms, p99 {} ms; lost {} of {want}",
+                got as f64 / wall,
+                stats.delays.quantile(0.5),
+                stats.delays.quantile(0.99),
+                want as i64 - got as i64
+            );
+        }
+        println!("  (server RSS and CPU above are replica 0's)");
+    }
+    for (child, _) in &mut servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if let Some((mut child, _)) = nats {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
@@ -464,6 +557,7 @@ fn main() {
             speed: arg("--speed").map_or(3600.0, |s| s.parse().expect("--speed X")),
             seconds: arg("--seconds").map_or(10, |s| s.parse().expect("--seconds S")),
             filtered: args.iter().any(|a| a == "--filtered"),
+            replicas: arg("--replicas").map_or(1, |s| s.parse().expect("--replicas N")),
         }],
         None => vec![
             Scenario {
@@ -471,18 +565,21 @@ fn main() {
                 speed: 3600.0,
                 seconds: 10,
                 filtered: true,
+                replicas: 1,
             },
             Scenario {
                 subscribers: 1_000,
                 speed: 3600.0,
                 seconds: 10,
                 filtered: false,
+                replicas: 1,
             },
             Scenario {
                 subscribers: 100,
                 speed: 86_400.0,
                 seconds: 10,
                 filtered: false,
+                replicas: 1,
             },
         ],
     };

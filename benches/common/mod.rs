@@ -35,10 +35,19 @@ pub fn start_server(
 ) -> (std::process::Child, std::net::SocketAddr) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
-        .arg("serve")
-        .arg("--dataset")
-        .arg(dataset)
+    // A new clock each time, kept in a file of its own (not the dataset's saved clock).
+    static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let state = std::env::temp_dir().join(format!(
+        "caspers-bench-state-{}-{}.json",
+        std::process::id(),
+        SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
+    cmd.arg("serve").arg("--dataset").arg(dataset);
+    if !args.contains(&"--nats") {
+        cmd.arg("--fresh").arg("--state").arg(&state);
+    }
+    let mut child = cmd
         .args(["--bind", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
