@@ -379,7 +379,8 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
                 Filter::default()
             };
             let received = Arc::new(AtomicU64::new(0));
-            let replica = i % addrs.len();
+            // Pairs of subscribers (one SSE, one WebSocket) go to each replica in turn.
+            let replica = (i / 2) % addrs.len();
             counters.push((filter, Arc::clone(&received), replica));
             let stats = Arc::clone(&per_replica[replica]);
             let addr = addrs[replica];
