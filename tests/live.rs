@@ -9,24 +9,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
-use caspers_replay::dataset::generate::{GenerateOptions, generate};
 use caspers_replay::sinks::filter::Filter;
 use common::live::{LiveServer, SseClient, TOKEN, pairs, request, ws_connect, ws_events};
 
 /// A 3-day generated dataset, shared by the tests of this binary.
 fn dataset() -> &'static (PathBuf, Dataset) {
     static DS: OnceLock<(PathBuf, Dataset)> = OnceLock::new();
-    DS.get_or_init(|| {
-        let dir = common::scratch_dir("live_dataset");
-        let opts = GenerateOptions {
-            days: 3,
-            seed: 5,
-            ..GenerateOptions::default()
-        };
-        generate(&opts, &dir, |_, _| {}).unwrap();
-        let ds = Dataset::open(&dir).unwrap();
-        (dir, ds)
-    })
+    DS.get_or_init(|| common::generated_dataset("live_dataset", 3, 5))
 }
 
 /// (id, data) of every event with simulation time in [a, b) passing `filter`.

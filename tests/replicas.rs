@@ -12,7 +12,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
-use caspers_replay::dataset::generate::{GenerateOptions, generate};
 use caspers_replay::sinks::filter::Filter;
 use common::live::{LiveServer, SseClient, TOKEN, expected, pairs, request};
 
@@ -20,17 +19,7 @@ const DAY1: i64 = 1_704_067_200 + 86_400;
 
 fn dataset() -> &'static (PathBuf, Dataset) {
     static DS: OnceLock<(PathBuf, Dataset)> = OnceLock::new();
-    DS.get_or_init(|| {
-        let dir = common::scratch_dir("replicas_dataset");
-        let opts = GenerateOptions {
-            days: 3,
-            seed: 21,
-            ..GenerateOptions::default()
-        };
-        generate(&opts, &dir, |_, _| {}).unwrap();
-        let ds = Dataset::open(&dir).unwrap();
-        (dir, ds)
-    })
+    DS.get_or_init(|| common::generated_dataset("replicas_dataset", 3, 21))
 }
 
 /// A `nats-server -js` on a free port of 127.0.0.1 with its own store; stopped when dropped.

@@ -17,17 +17,7 @@ const DAY1: i64 = 1_704_067_200 + 86_400;
 
 fn dataset() -> &'static (PathBuf, Dataset) {
     static DS: OnceLock<(PathBuf, Dataset)> = OnceLock::new();
-    DS.get_or_init(|| {
-        let dir = common::scratch_dir("service_dataset");
-        let opts = GenerateOptions {
-            days: 3,
-            seed: 11,
-            ..GenerateOptions::default()
-        };
-        generate(&opts, &dir, |_, _| {}).unwrap();
-        let ds = Dataset::open(&dir).unwrap();
-        (dir, ds)
-    })
+    DS.get_or_init(|| common::generated_dataset("service_dataset", 3, 11))
 }
 
 fn start(state: &Path, extra: &[&str]) -> LiveServer {

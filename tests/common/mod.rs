@@ -287,3 +287,21 @@ pub fn field_order(line: &str) -> Vec<&'static str> {
     found.sort();
     found.into_iter().map(|(_, k)| k).collect()
 }
+
+/// A dataset generated with `days` and `seed` into the scratch folder `name`, loaded.
+pub fn generated_dataset(
+    name: &str,
+    days: u32,
+    seed: u64,
+) -> (PathBuf, caspers_replay::dataset::Dataset) {
+    use caspers_replay::dataset::generate::{GenerateOptions, generate};
+    let dir = scratch_dir(name);
+    let opts = GenerateOptions {
+        days,
+        seed,
+        ..GenerateOptions::default()
+    };
+    generate(&opts, &dir, |_, _| {}).unwrap();
+    let ds = caspers_replay::dataset::Dataset::open(&dir).unwrap();
+    (dir, ds)
+}
