@@ -174,6 +174,7 @@ impl Server {
                     actix_web::error::InternalError::from_response(e, response).into()
                 }))
                 .route("/", web::get().to(index))
+                .route("/basemap.json", web::get().to(basemap))
                 .route("/healthz", web::get().to(control::healthz))
                 .route("/metrics", web::get().to(control::metrics))
                 .route("/v1/clock", web::get().to(control::get_clock))
@@ -228,6 +229,14 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Land and lakes around the kitchens (OpenStreetMap data, see static/BASEMAP-LICENSE.md).
+async fn basemap() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(include_str!("../../static/basemap.json"))
 }
 
 /// The map page.
