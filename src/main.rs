@@ -110,6 +110,10 @@ struct ServeArgs {
     /// KiB a slow client may have queued before it is skipped ahead.
     #[arg(long, default_value_t = 4096)]
     queue_kib: usize,
+    /// MiB all clients together may have queued; past it the clients furthest behind are
+    /// skipped ahead (default: a 24th of the machine's memory, at least 64).
+    #[arg(long)]
+    queue_budget_mib: Option<usize>,
     /// HTTP worker threads (default: four per core; with thousands of subscribers, more
     /// workers than cores keep one worker's connections from waiting on another's).
     #[arg(long)]
@@ -251,9 +255,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_clients: args.max_clients,
         tick: std::time::Duration::from_millis(args.tick_ms.max(1)),
         queue_limit: args.queue_kib.max(1) * 1024,
+        queue_budget: args
+            .queue_budget_mib
+            .unwrap_or_else(default_queue_budget_mib)
+            .max(1)
+            << 20,
         workers: args
             .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()) * 4),
         state_file: args
             .state
             .clone()
@@ -285,6 +294,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.run_until_signal().await?;
         Ok(())
     })
+}
+
+/// A 24th of the machine's memory in MiB (1 GiB on 24 GB), at least 64.
+fn default_queue_budget_mib() -> usize {
+    let kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        })
+        .unwrap_or(8 << 20);
+    (kib / 1024 / 24).max(64)
 }
 
 /// 128 random bits, in hex.

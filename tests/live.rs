@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -411,7 +413,11 @@ fn past_max_clients_a_stream_gets_503() {
 fn the_clock_stops_at_the_end_and_says_so() {
     let server = paused_server(&[]);
     let (_, ds) = dataset();
-    let mut c = SseClient::connect(server.addr, "/v1/events?location_id=250", None);
+    let mut c = SseClient::connect(
+        server.addr,
+        "/v1/events?location_id=1&event_type=delivered",
+        None,
+    );
     server.control(&format!(
         "{{\"seek\": {}, \"speed\": 3600, \"paused\": false}}",
         ds.end() - 600
@@ -485,4 +491,189 @@ fn with_loop_the_clock_runs_on_into_the_next_loop() {
         looped.data
     );
     assert!(looped.id.unwrap().contains("-1-"));
+}
+
+#[test]
+fn a_location_the_dataset_lacks_gets_400_naming_the_ones_it_has() {
+    let server = paused_server(&[]);
+    for path in ["/v1/events", "/v1/ws"] {
+        let (status, text) = server.get(&format!("{path}?location_id=1,9"));
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(
+            text.contains("location_id 9 is not in this dataset (it has 1, 2, 3, 4)"),
+            "{path}: {text}"
+        );
+    }
+    let mut ws = ws_connect(&server, "");
+    ws.send(tungstenite::Message::text(
+        r#"{"type":"filter","location_id":[7]}"#,
+    ))
+    .unwrap();
+    let mut others = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !others
+        .iter()
+        .any(|m: &serde_json::Value| m["type"] == "error")
+        && Instant::now() < deadline
+    {
+        ws_events(&mut ws, 1, Duration::from_millis(100), &mut others);
+    }
+    let error = others
+        .iter()
+        .find(|m| m["type"] == "error")
+        .expect("an error message");
+    assert!(
+        error["message"].as_str().unwrap().contains("location_id 7"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_websocket_filter_change_mid_stream_continues_from_the_last_event_sent() {
+    let server = paused_server(&[]);
+    let start = DAY1 + 12 * 3600;
+    seek(&server, start);
+    let mut ws = ws_connect(&server, "?location_id=1");
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    let mut others = Vec::new();
+    let mut before = ws_events(&mut ws, 25, Duration::from_secs(10), &mut others);
+    assert!(before.len() >= 25);
+    ws.send(tungstenite::Message::text(
+        r#"{"type":"filter","location_id":[3]}"#,
+    ))
+    .unwrap();
+    // Until the acknowledgement: events under the old filter.
+    let mut after = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no filter acknowledgement");
+        let mut others = Vec::new();
+        let got = ws_events(&mut ws, 1, Duration::from_millis(200), &mut others);
+        if others.iter().any(|m| m["type"] == "filter") {
+            after.extend(got);
+            break;
+        }
+        before.extend(got);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let all = expected(start, end, Filter::default());
+    let last = &before.last().unwrap().0;
+    let cut = all.iter().position(|(p, _)| p == last).unwrap();
+    let loc = |e: &str, l: u8| e.contains(&format!("\"location_id\":{l},"));
+    let want_before: Vec<_> = all[..=cut]
+        .iter()
+        .filter(|(_, e)| loc(e, 1))
+        .cloned()
+        .collect();
+    let want_after: Vec<_> = all[cut + 1..]
+        .iter()
+        .filter(|(_, e)| loc(e, 3))
+        .cloned()
+        .collect();
+    assert!(
+        before == want_before,
+        "the old filter's events, in order, up to the change"
+    );
+    let rest = want_after.len().saturating_sub(after.len());
+    after.extend(ws_events(
+        &mut ws,
+        rest,
+        Duration::from_secs(10),
+        &mut others,
+    ));
+    assert!(!want_after.is_empty());
+    assert_eq!(
+        after.len(),
+        want_after.len(),
+        "nothing lost or repeated at the change"
+    );
+    assert!(after == want_after);
+}
+
+fn metric(server: &LiveServer, name: &str) -> f64 {
+    let (_, text) = server.get("/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+}
+
+#[test]
+fn an_sse_client_that_closes_frees_its_place_within_a_second() {
+    let server = paused_server(&[]);
+    let client = SseClient::connect(server.addr, "/v1/events", None);
+    assert_eq!(client.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&server, "caspers_subscribers{transport=\"sse\"}") < 1.0 {
+        assert!(Instant::now() < deadline, "the client never counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The clock is paused: nothing is written to this stream, so only the close tells.
+    drop(client);
+    let closed = Instant::now();
+    while metric(&server, "caspers_subscribers{transport=\"sse\"}") > 0.0 {
+        assert!(
+            closed.elapsed() < Duration::from_secs(1),
+            "still counted {:?} after the client closed",
+            closed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn clients_that_never_read_are_shed_under_the_memory_budget_and_readers_lose_nothing() {
+    let server = paused_server(&["--queue-budget-mib", "2"]);
+    let start = DAY1;
+    seek(&server, start);
+    // Small receive buffers, so the server's queues, not the kernel's, fill up.
+    let idle: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let s = TcpStream::connect(server.addr).unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+            let size: libc::c_int = 4096;
+            // SAFETY: setsockopt on a socket this test owns, with a c_int value.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+            (&s).write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let mut reader = SseClient::connect(server.addr, "/v1/events?location_id=2", None);
+    server.control(r#"{"speed": 86400, "paused": false}"#);
+    let t = Instant::now();
+    let mut got = Vec::new();
+    while t.elapsed() < Duration::from_secs(3) {
+        got.extend(pairs(&reader.events(100, Duration::from_millis(100))));
+    }
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let want = expected(start, end, Filter::new(&[2], &[]));
+    got.extend(pairs(&reader.events(
+        want.len().saturating_sub(got.len()),
+        Duration::from_secs(10),
+    )));
+    assert!(
+        got == want,
+        "the reader got every event ({} of {})",
+        got.len(),
+        want.len()
+    );
+    assert!(
+        metric(&server, "caspers_clients_shed_total") > 0.0,
+        "the idle clients were shed"
+    );
+    assert!(metric(&server, "caspers_queued_bytes") <= 2.0 * 1024.0 * 1024.0 * 1.5);
+    assert_eq!(
+        metric(&server, "caspers_queue_budget_bytes"),
+        2.0 * 1024.0 * 1024.0
+    );
+    drop(idle);
 }

@@ -188,6 +188,24 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &[("", load(&m.clients_dropped) as f64)],
     );
     metric(
+        "caspers_clients_shed_total",
+        "counter",
+        "Subscribers skipped ahead because all queues together passed the budget.",
+        &[("", load(&m.clients_shed) as f64)],
+    );
+    metric(
+        "caspers_queued_bytes",
+        "gauge",
+        "Bytes queued for all subscribers together.",
+        &[("", hub.queued.load(Ordering::Relaxed) as f64)],
+    );
+    metric(
+        "caspers_queue_budget_bytes",
+        "gauge",
+        "Bytes all subscribers' queues may hold together (--queue-budget-mib).",
+        &[("", hub.queue_budget as f64)],
+    );
+    metric(
         "caspers_clients_rejected_total",
         "counter",
         "Connections refused past --max-clients.",

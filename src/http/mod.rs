@@ -35,6 +35,8 @@ pub struct ServeOptions {
     pub tick: Duration,
     /// Bytes a subscriber's queue may hold before it is skipped ahead.
     pub queue_limit: usize,
+    /// Bytes all subscribers' queues may hold together.
+    pub queue_budget: usize,
     /// HTTP worker threads.
     pub workers: usize,
     /// The clock's state file (one process; unused with `nats`).
@@ -103,7 +105,12 @@ impl Server {
     pub async fn start(ds: Dataset, opts: &ServeOptions) -> Result<Server, String> {
         let ds = Arc::new(ds);
         let timeline = Timeline::new(&ds, opts.looping);
-        let hub = Arc::new(Hub::new(Arc::clone(&ds), timeline, opts.queue_limit));
+        let hub = Arc::new(Hub::new(
+            Arc::clone(&ds),
+            timeline,
+            opts.queue_limit,
+            opts.queue_budget,
+        ));
         let new_clock = ClockRecord::new(
             &ds,
             opts.looping,
@@ -183,10 +190,12 @@ impl Server {
                 .route("/v1/events", web::get().to(stream::sse))
                 .route("/v1/ws", web::get().to(stream::websocket))
         })
-        // Small tick chunks must not wait for the peer's delayed ACK (Nagle).
-        .on_connect(|conn, _| {
+        // Small tick chunks must not wait for the peer's delayed ACK (Nagle). The socket is
+        // remembered so that an idle stream can notice its peer leave (stream.rs).
+        .on_connect(|conn, data| {
             if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 let _ = tcp.set_nodelay(true);
+                data.insert(stream::PeerSocket(std::os::fd::AsRawFd::as_raw_fd(tcp)));
             }
         })
         .workers(opts.workers.max(1))

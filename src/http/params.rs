@@ -21,7 +21,10 @@ pub struct StreamParams {
 
 const KNOWN: [&str; 4] = ["location_id", "event_type", "snapshot", "from"];
 
-pub fn stream_params(query: &HashMap<String, String>) -> Result<StreamParams, String> {
+pub fn stream_params(
+    query: &HashMap<String, String>,
+    hub: &crate::sinks::hub::Hub,
+) -> Result<StreamParams, String> {
     if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!(
             "unknown query parameter '{unknown}' (known: {})",
@@ -32,6 +35,7 @@ pub fn stream_params(query: &HashMap<String, String>) -> Result<StreamParams, St
         query.get("location_id").map(String::as_str),
         query.get("event_type").map(String::as_str),
     )?;
+    hub.check_filter(&filter)?;
     let snapshot = match query.get("snapshot").map(String::as_str) {
         None | Some("0" | "false" | "") => false,
         Some("1" | "true") => true,

@@ -18,6 +18,64 @@ use crate::sinks::filter::Filter;
 use crate::sinks::hub::{Start, Subscription, Transport};
 use crate::sinks::queue::Outgoing;
 
+/// The connection's socket (set when it is accepted).
+#[derive(Clone, Copy)]
+pub(crate) struct PeerSocket(pub std::os::fd::RawFd);
+
+/// Notices an SSE client that has gone away while its stream is idle, without waiting for
+/// the next write to fail: a duplicate of the socket, watched for readability. An SSE
+/// client sends nothing after its request, so the socket turns readable when it closes.
+struct PeerWatch(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
+
+impl PeerWatch {
+    fn new(socket: PeerSocket) -> Option<PeerWatch> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: dup of a socket this connection owns for as long as its response streams;
+        // the duplicate is owned (and closed) by the OwnedFd.
+        let dup = unsafe { libc::dup(socket.0) };
+        if dup < 0 {
+            return None;
+        }
+        // SAFETY: `dup` is a fresh descriptor nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) };
+        // SAFETY: the OwnedFd keeps that descriptor open, and the same, until it is dropped
+        // with the AsyncFd.
+        unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        }
+        .ok()
+        .map(PeerWatch)
+    }
+
+    /// Resolves when the peer has closed the connection.
+    async fn closed(&self) {
+        use std::os::fd::AsRawFd;
+        loop {
+            let Ok(mut guard) = self.0.readable().await else {
+                return std::future::pending().await;
+            };
+            let mut byte = 0u8;
+            // SAFETY: a one-byte peek into a local buffer.
+            let n = unsafe {
+                libc::recv(
+                    self.0.get_ref().as_raw_fd(),
+                    (&mut byte as *mut u8).cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            if n == 0 {
+                return;
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                return;
+            }
+            // Bytes from the client (or a spurious wake-up): wait for the next change.
+            guard.clear_ready();
+        }
+    }
+}
+
 /// A comment (SSE) or ping (WebSocket) this often keeps proxies from closing idle streams.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -72,7 +130,7 @@ pub async fn sse(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    let params = match stream_params(&query) {
+    let params = match stream_params(&query, &state.hub) {
         Ok(p) => p,
         Err(e) => return bad_request(&e),
     };
@@ -103,6 +161,7 @@ pub async fn sse(
         _slot: ClientSlot,
         first: Option<Bytes>,
         done: bool,
+        peer: Option<PeerWatch>,
     }
     let writer = Writer {
         sub,
@@ -110,6 +169,10 @@ pub async fn sse(
         _slot: slot,
         first: Some(first.into()),
         done: false,
+        peer: req
+            .conn_data::<PeerSocket>()
+            .copied()
+            .and_then(PeerWatch::new),
     };
     let body = futures_util::stream::unfold(writer, |mut w| async move {
         if let Some(first) = w.first.take() {
@@ -118,7 +181,18 @@ pub async fn sse(
         if w.done {
             return None;
         }
-        let chunk = match tokio::time::timeout(KEEP_ALIVE, w.sub.queue.next()).await {
+        let peer_closed = async {
+            match &w.peer {
+                Some(peer) => peer.closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        let next = tokio::select! {
+            item = tokio::time::timeout(KEEP_ALIVE, w.sub.queue.next()) => item,
+            // Gone: end the stream now, which frees its place and its subscription.
+            () = peer_closed => return None,
+        };
+        let chunk = match next {
             Err(_) => Bytes::from_static(b": keep-alive\n\n"),
             Ok(Outgoing::Events(bytes, _) | Outgoing::Control(bytes)) => {
                 // Behind? Send what else is queued in the same write.
@@ -151,6 +225,13 @@ pub async fn sse(
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body)
+}
+
+/// The last position in a WebSocket events message (`…,"positions":[…,"TAG-L-R"]}`).
+fn last_position(message: &[u8]) -> Option<String> {
+    let body = message.strip_suffix(b"\"]}")?;
+    let start = body.iter().rposition(|&b| b == b'"')? + 1;
+    std::str::from_utf8(&body[start..]).ok().map(str::to_string)
 }
 
 /// A WebSocket client's message: a new filter (and optionally a snapshot for it).
@@ -192,7 +273,7 @@ pub async fn websocket(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> actix_web::Result<HttpResponse> {
-    let params = match stream_params(&query) {
+    let params = match stream_params(&query, &state.hub) {
         Ok(p) => p,
         Err(e) => return Ok(bad_request(&e)),
     };
@@ -226,11 +307,19 @@ pub async fn websocket(
         }
         let mut ping = tokio::time::interval(KEEP_ALIVE);
         ping.tick().await;
+        // The position of the last event sent: where a filter change continues from.
+        let mut last: Option<String> = params.from.clone();
         let reason = loop {
             tokio::select! {
                 item = sub.queue.next() => {
                     let sent = match item {
-                        Outgoing::Events(bytes, _) | Outgoing::Control(bytes) => session.text(text(bytes)).await,
+                        Outgoing::Events(bytes, _) => {
+                            if let Some(p) = last_position(&bytes) {
+                                last = Some(p);
+                            }
+                            session.text(text(bytes)).await
+                        }
+                        Outgoing::Control(bytes) => session.text(text(bytes)).await,
                         Outgoing::Lagged(missed) => {
                             session.text(text(lagged_message(&state, Transport::WebSocket, missed))).await
                         }
@@ -249,10 +338,17 @@ pub async fn websocket(
                             return;
                         }
                     }
-                    Some(Ok(Message::Text(t))) => match parse_filter_message(&t) {
+                    Some(Ok(Message::Text(t))) => match parse_filter_message(&t)
+                        .and_then(|(f, snap)| state.hub.check_filter(&f).map(|()| (f, snap)))
+                    {
                         Ok((filter, snapshot)) => {
-                            // The new filter applies from the next tick on.
-                            sub = state.hub.subscribe(filter, Transport::WebSocket, Start::Live, snapshot);
+                            // The new filter continues from the last event this client was
+                            // sent: what it has not been sent yet comes under the new filter.
+                            let start = match &last {
+                                Some(p) => Start::After(p),
+                                None => Start::Live,
+                            };
+                            sub = state.hub.subscribe(filter, Transport::WebSocket, start, snapshot);
                             let ack = serde_json::json!({
                                 "type": "filter",
                                 "location_id": filter.location_ids(),

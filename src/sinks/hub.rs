@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -59,6 +59,8 @@ pub struct HubMetrics {
     pub events_dropped: AtomicU64,
     pub clients_lagged: AtomicU64,
     pub clients_dropped: AtomicU64,
+    /// Subscribers shed because all queues together passed the budget.
+    pub clients_shed: AtomicU64,
     pub ticks: AtomicU64,
     /// Time spent expanding, framing and fanning out ticks: total and longest, in µs.
     pub tick_micros_total: AtomicU64,
@@ -90,6 +92,13 @@ pub struct Hub {
     pub tag: String,
     /// Bytes a subscriber's queue may hold.
     pub queue_limit: usize,
+    /// Bytes all subscribers' queues may hold together; past it, the furthest behind are
+    /// shed.
+    pub queue_budget: usize,
+    /// Bytes queued by all subscribers now.
+    pub queued: Arc<AtomicUsize>,
+    /// The location_ids the dataset has, for checking filters.
+    pub location_ids: Vec<u8>,
     pub metrics: HubMetrics,
 }
 
@@ -120,9 +129,21 @@ pub enum Start<'a> {
 const MAX_CATCH_UP: usize = 2_000_000;
 
 impl Hub {
-    pub fn new(ds: Arc<Dataset>, timeline: Timeline, queue_limit: usize) -> Hub {
+    pub fn new(
+        ds: Arc<Dataset>,
+        timeline: Timeline,
+        queue_limit: usize,
+        queue_budget: usize,
+    ) -> Hub {
+        let mut seen = [false; 256];
+        for pos in 0..ds.events.len() {
+            seen[usize::from(ds.events.location_id(pos))] = true;
+        }
         Hub {
             state: Mutex::new(State::default()),
+            queue_budget,
+            queued: Arc::default(),
+            location_ids: (0..=255u8).filter(|&l| seen[usize::from(l)]).collect(),
             tag: ds.fingerprint.chars().take(8).collect(),
             ds,
             timeline,
@@ -159,7 +180,7 @@ impl Hub {
         start: Start<'_>,
         snapshot: bool,
     ) -> Subscription {
-        let queue = Arc::new(ClientQueue::new(self.queue_limit));
+        let queue = Arc::new(ClientQueue::new(self.queue_limit, Arc::clone(&self.queued)));
         queue.hold(true);
         let (id, history) = {
             let mut s = self.state.lock().expect("hub lock");
@@ -305,6 +326,49 @@ impl Hub {
                     self.metrics.events_dropped.fetch_add(n, Ordering::Relaxed);
                 }
             }
+        }
+        if self.queued.load(Ordering::Relaxed) > self.queue_budget {
+            self.shed(&s);
+        }
+    }
+
+    /// Sheds the subscribers furthest behind (most bytes queued) until all queues together
+    /// are back under three quarters of the budget; each is told it lagged.
+    fn shed(&self, s: &State) {
+        let mut behind: Vec<(usize, &Arc<ClientQueue>)> = s
+            .groups
+            .values()
+            .flatten()
+            .map(|m| (m.queue.queued_bytes(), &m.queue))
+            .collect();
+        behind.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
+        let target = self.queue_budget / 4 * 3;
+        for (_, queue) in behind {
+            if self.queued.load(Ordering::Relaxed) <= target {
+                break;
+            }
+            if queue.shed() > 0 {
+                self.metrics.clients_shed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Why a filter cannot be served: a location this dataset does not have.
+    pub fn check_filter(&self, filter: &Filter) -> Result<(), String> {
+        match filter
+            .location_ids()
+            .into_iter()
+            .find(|l| !self.location_ids.contains(l))
+        {
+            None => Ok(()),
+            Some(l) => Err(format!(
+                "location_id {l} is not in this dataset (it has {})",
+                self.location_ids
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
     }
 

@@ -4,10 +4,14 @@
 //! is dropped and counted, and the subscriber's writer tells its client how many events it
 //! missed before going on with the newest ones. So a client that cannot keep up never slows
 //! the clock or any other client, and is never skipped silently.
+//!
+//! Every queue also adds its bytes to one total shared by all of them, which the hub holds
+//! under a budget (see [`ClientQueue::shed`]): thousands of clients that stop reading cannot
+//! take the machine's memory between them.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -40,16 +44,19 @@ pub struct ClientQueue {
     state: Mutex<State>,
     notify: Notify,
     limit: usize,
+    /// Bytes queued by every client together.
+    total: Arc<AtomicUsize>,
     /// Events handed to the writer (for metrics and tests).
     pub delivered: AtomicU64,
 }
 
 impl ClientQueue {
-    pub fn new(limit_bytes: usize) -> ClientQueue {
+    pub fn new(limit_bytes: usize, total: Arc<AtomicUsize>) -> ClientQueue {
         ClientQueue {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             limit: limit_bytes,
+            total,
             delivered: AtomicU64::new(0),
         }
     }
@@ -63,6 +70,7 @@ impl ClientQueue {
         let fits = s.bytes + chunk.len() <= self.limit;
         if fits {
             s.bytes += chunk.len();
+            self.total.fetch_add(chunk.len(), Ordering::Relaxed);
             s.items.push_back(Outgoing::Events(chunk, events));
         } else {
             s.missed += events;
@@ -78,6 +86,7 @@ impl ClientQueue {
         let mut s = self.state.lock().expect("queue lock");
         for (chunk, events) in chunks.into_iter().rev() {
             s.bytes += chunk.len();
+            self.total.fetch_add(chunk.len(), Ordering::Relaxed);
             s.items.push_front(Outgoing::Events(chunk, events));
         }
         drop(s);
@@ -89,10 +98,48 @@ impl ClientQueue {
         let mut s = self.state.lock().expect("queue lock");
         if s.close.is_none() {
             s.bytes += message.len();
+            self.total.fetch_add(message.len(), Ordering::Relaxed);
             s.items.push_back(Outgoing::Control(message));
         }
         drop(s);
         self.notify.notify_one();
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.state.lock().expect("queue lock").bytes
+    }
+
+    /// Drops every queued event (control messages stay), counting them as missed, so the
+    /// writer says `lagged` and goes on with what comes next; returns the bytes freed. The
+    /// hub sheds the clients furthest behind when all queues together pass the budget.
+    pub fn shed(&self) -> usize {
+        let mut s = self.state.lock().expect("queue lock");
+        let before = s.bytes;
+        let mut missed = 0;
+        s.items.retain(|item| match item {
+            Outgoing::Events(_, n) => {
+                missed += n;
+                false
+            }
+            _ => true,
+        });
+        s.missed += missed;
+        s.bytes = s
+            .items
+            .iter()
+            .map(|i| match i {
+                Outgoing::Control(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        let freed = before - s.bytes;
+        self.total.fetch_sub(freed, Ordering::Relaxed);
+        drop(s);
+        if missed > 0 {
+            self.notify.notify_one();
+        }
+        freed
     }
 
     /// Holds the writer back (`true`) until released (`false`).
@@ -162,12 +209,23 @@ impl ClientQueue {
         match &item {
             Outgoing::Events(b, n) => {
                 s.bytes -= b.len();
+                self.total.fetch_sub(b.len(), Ordering::Relaxed);
                 self.delivered.fetch_add(*n, Ordering::Relaxed);
             }
-            Outgoing::Control(b) => s.bytes -= b.len(),
+            Outgoing::Control(b) => {
+                s.bytes -= b.len();
+                self.total.fetch_sub(b.len(), Ordering::Relaxed);
+            }
             Outgoing::Lagged(_) | Outgoing::Close(_) => {}
         }
         Some(item)
+    }
+}
+
+impl Drop for ClientQueue {
+    fn drop(&mut self) {
+        let left = self.state.get_mut().map(|s| s.bytes).unwrap_or(0);
+        self.total.fetch_sub(left, Ordering::Relaxed);
     }
 }
 
@@ -177,7 +235,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn drops_what_does_not_fit_and_says_so_first() {
-        let q = ClientQueue::new(10);
+        let q = ClientQueue::new(10, Arc::default());
         assert!(q.push_events(Bytes::from_static(b"12345"), 1));
         assert!(q.push_events(Bytes::from_static(b"678"), 2));
         assert!(
@@ -204,8 +262,33 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn shedding_drops_events_keeps_controls_and_the_total_adds_up() {
+        let total = Arc::new(AtomicUsize::new(0));
+        let q = ClientQueue::new(1 << 20, Arc::clone(&total));
+        q.push_events(Bytes::from_static(b"12345"), 2);
+        q.push_control(Bytes::from_static(b"clock"));
+        q.push_events(Bytes::from_static(b"678"), 1);
+        assert_eq!(total.load(Ordering::Relaxed), 13);
+        assert_eq!(q.shed(), 8);
+        assert_eq!(total.load(Ordering::Relaxed), 5);
+        assert_eq!(q.next().await, Outgoing::Lagged(3));
+        assert_eq!(
+            q.next().await,
+            Outgoing::Control(Bytes::from_static(b"clock"))
+        );
+        assert_eq!(total.load(Ordering::Relaxed), 0);
+        q.push_events(Bytes::from_static(b"9"), 1);
+        drop(q);
+        assert_eq!(
+            total.load(Ordering::Relaxed),
+            0,
+            "a dropped queue gives its bytes back"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn catch_up_goes_first_and_a_waiting_writer_wakes() {
-        let q = std::sync::Arc::new(ClientQueue::new(1 << 20));
+        let q = std::sync::Arc::new(ClientQueue::new(1 << 20, Arc::default()));
         q.push_events(Bytes::from_static(b"live"), 1);
         q.push_front_events(vec![
             (Bytes::from_static(b"old1"), 1),
