@@ -3,9 +3,15 @@
 //! reports delivered events/s, the p50/p99 delay from the clock's emission (the tick's
 //! `emitted` stamp) to the client's receipt, lost events and the server's RSS.
 //!
+//! Every run starts at a fixed simulated instant (a Friday's dinner peak; `--at` picks
+//! another), so the same command offers the same events; the load generator is a process
+//! of its own (this binary, `--generator`), so the server's CPU is measured apart, and
+//! `--pin` puts the server on core 0 and the generator on core 1.
+//!
 //! `cargo bench --bench load` runs the issue's scenarios; one scenario:
 //! `cargo bench --bench load -- --subscribers 1000 --speed 3600 --seconds 10 [--filtered]
-//! [--replicas 2]` (replicas share one clock through a `nats-server -js` the bench starts).
+//! [--replicas 2] [--at "2024-02-02 17:30:00"] [--pin]` (replicas share one clock through a
+//! `nats-server -js` the bench starts).
 //! All traffic stays on 127.0.0.1 and every run stops by itself.
 
 mod common;
@@ -18,7 +24,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use caspers_replay::clock::Timeline;
 use caspers_replay::dataset::Dataset;
-use caspers_replay::sinks::filter::Filter;
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -62,6 +67,8 @@ struct Stats {
     by_transport: [Histogram; 2],
     lagged: AtomicU64,
     errors: AtomicU64,
+    /// Bytes read from the sockets (HTTP chunking and WebSocket framing included).
+    bytes: AtomicU64,
 }
 
 impl Stats {
@@ -71,27 +78,8 @@ impl Stats {
             by_transport: [Histogram::new(), Histogram::new()],
             lagged: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
         }
-    }
-
-    /// Several replicas' figures as one.
-    fn merged(parts: &[Arc<Stats>]) -> Stats {
-        let all = Stats::new();
-        let add = |into: &Histogram, from: &Histogram| {
-            for (a, b) in into.0.iter().zip(&from.0) {
-                a.fetch_add(b.load(Ordering::Relaxed), Ordering::Relaxed);
-            }
-        };
-        for p in parts {
-            add(&all.delays, &p.delays);
-            add(&all.by_transport[0], &p.by_transport[0]);
-            add(&all.by_transport[1], &p.by_transport[1]);
-            all.lagged
-                .fetch_add(p.lagged.load(Ordering::Relaxed), Ordering::Relaxed);
-            all.errors
-                .fetch_add(p.errors.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-        all
     }
 }
 
@@ -163,9 +151,10 @@ fn start_server(
     dataset: &std::path::Path,
     max_clients: usize,
     nats: Option<&str>,
+    core: Option<usize>,
 ) -> (Child, SocketAddr) {
     let max_clients = max_clients.to_string();
-    let mut args = vec!["--paused", "--start-day", "30", "--control-token", TOKEN];
+    let mut args = vec!["--paused", "--control-token", TOKEN];
     args.extend(["--max-clients", &max_clients]);
     if let Some(url) = nats {
         args.extend(["--nats", url]);
@@ -173,7 +162,10 @@ fn start_server(
     // Extra server options for experiments, e.g. "--tick-ms 50 --workers 1".
     let extra = std::env::var("CASPERS_LOAD_SERVER_ARGS").unwrap_or_default();
     args.extend(extra.split_whitespace());
-    common::start_server(dataset, &args)
+    match core {
+        Some(c) => common::start_server_pinned(dataset, &args, c),
+        None => common::start_server(dataset, &args),
+    }
 }
 
 async fn control(addr: SocketAddr, body: &str) -> serde_json::Value {
@@ -216,6 +208,7 @@ async fn sse_client(addr: SocketAddr, query: String, received: Arc<AtomicU64>, s
             Ok(n) => n,
         };
         let at = now_ms();
+        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
         let mut data = &buf[..n];
         if !head_done {
             head.extend_from_slice(data);
@@ -320,6 +313,14 @@ async fn ws_client(addr: SocketAddr, query: String, received: Arc<AtomicU64>, st
             continue;
         };
         let text = text.as_str();
+        let frame_header = match text.len() {
+            0..126 => 2,
+            126..65_536 => 4,
+            _ => 10,
+        };
+        stats
+            .bytes
+            .fetch_add((text.len() + frame_header) as u64, Ordering::Relaxed);
         if let Some(rest) = text.strip_prefix("{\"type\":\"events\",\"emitted_at\":") {
             let emitted: u64 = rest
                 .split(',')
@@ -343,45 +344,90 @@ struct Scenario {
     filtered: bool,
     /// Servers sharing one clock through NATS; subscribers are spread over them.
     replicas: usize,
+    /// The simulated instant the run starts at (Unix seconds).
+    at: i64,
+    /// Server on core 0, load generator on core 1.
+    pin: bool,
 }
 
-fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
-    let nats = (sc.replicas > 1).then(start_nats);
-    let url = nats.as_ref().map(|n| n.1.clone());
-    let mut servers: Vec<(Child, SocketAddr)> = (0..sc.replicas.max(1))
-        .map(|_| start_server(dir, sc.subscribers + 100, url.as_deref()))
-        .collect();
-    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.1).collect();
-    let addr = addrs[0];
-    let pid = servers[0].0.id();
-    std::thread::sleep(Duration::from_millis(300));
-    let rss_empty = rss_mb(pid);
+/// What the generator process reports for one replica's subscribers.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReplicaReport {
+    /// (location_id, or 0 for unfiltered; subscribers; events received)
+    groups: Vec<(u8, u64, u64)>,
+    p50: u64,
+    p99: u64,
+    sse_p50: u64,
+    sse_p99: u64,
+    ws_p50: u64,
+    ws_p99: u64,
+    lagged: u64,
+    errors: u64,
+    bytes: u64,
+}
+
+fn report(stats: &Stats, groups: Vec<(u8, u64, u64)>) -> ReplicaReport {
+    ReplicaReport {
+        groups,
+        p50: stats.delays.quantile(0.5),
+        p99: stats.delays.quantile(0.99),
+        sse_p50: stats.by_transport[0].quantile(0.5),
+        sse_p99: stats.by_transport[0].quantile(0.99),
+        ws_p50: stats.by_transport[1].quantile(0.5),
+        ws_p99: stats.by_transport[1].quantile(0.99),
+        lagged: stats.lagged.load(Ordering::Relaxed),
+        errors: stats.errors.load(Ordering::Relaxed),
+        bytes: stats.bytes.load(Ordering::Relaxed),
+    }
+}
+
+async fn subscribers_counted(addrs: &[SocketAddr]) -> usize {
+    let mut count = 0.0;
+    for &addr in addrs {
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        count += out
+            .lines()
+            .filter(|l| l.starts_with("caspers_subscribers{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    count as usize
+}
+
+/// The load generator, a process of its own: opens the subscribers (half SSE, half
+/// WebSocket, pairs of them on each replica in turn), says `ready` when the servers count
+/// them all, and prints its figures as JSON when told `stop` on standard input.
+fn generator(addrs: &[SocketAddr], subscribers: usize, filtered: bool) {
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let per_replica: Vec<Arc<Stats>> = addrs.iter().map(|_| Arc::new(Stats::new())).collect();
-    // One counter per subscriber, with its filter.
     let mut counters = Vec::new();
-    let t_connect = Instant::now();
     rt.block_on(async {
-        for i in 0..sc.subscribers {
+        for i in 0..subscribers {
             let location = (i % 4 + 1) as u8;
-            let query = if sc.filtered {
+            let query = if filtered {
                 format!("?location_id={location}")
             } else {
                 String::new()
             };
-            let filter = if sc.filtered {
-                Filter::new(&[location], &[])
-            } else {
-                Filter::default()
-            };
             let received = Arc::new(AtomicU64::new(0));
-            // Pairs of subscribers (one SSE, one WebSocket) go to each replica in turn.
             let replica = (i / 2) % addrs.len();
-            counters.push((filter, Arc::clone(&received), replica));
+            counters.push((
+                if filtered { location } else { 0 },
+                Arc::clone(&received),
+                replica,
+            ));
             let stats = Arc::clone(&per_replica[replica]);
             let addr = addrs[replica];
             if i % 2 == 0 {
@@ -393,35 +439,101 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        // Wait until the server counts every subscriber.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            let mut count = 0.0;
-            for &addr in &addrs {
-                let mut s = TcpStream::connect(addr).await.unwrap();
-                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    .await
-                    .unwrap();
-                let mut out = String::new();
-                s.read_to_string(&mut out).await.unwrap();
-                count += out
-                    .lines()
-                    .filter(|l| l.starts_with("caspers_subscribers{"))
-                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                    .sum::<f64>();
-            }
-            if count as usize >= sc.subscribers {
-                break;
-            }
+        while Instant::now() < deadline && subscribers_counted(addrs).await < subscribers {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
+    println!("ready");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let reports: Vec<ReplicaReport> = per_replica
+        .iter()
+        .enumerate()
+        .map(|(k, stats)| {
+            let mut groups: Vec<(u8, u64, u64)> = Vec::new();
+            for (loc, received, replica) in &counters {
+                if *replica != k {
+                    continue;
+                }
+                let got = received.load(Ordering::Relaxed);
+                match groups.iter_mut().find(|g| g.0 == *loc) {
+                    Some(g) => {
+                        g.1 += 1;
+                        g.2 += got;
+                    }
+                    None => groups.push((*loc, 1, got)),
+                }
+            }
+            report(stats, groups)
+        })
+        .collect();
+    println!("{}", serde_json::to_string(&reports).unwrap());
+    rt.shutdown_timeout(Duration::from_millis(100));
+}
+
+fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
+    use std::io::{BufRead, Write};
+    let nats = (sc.replicas > 1).then(start_nats);
+    let url = nats.as_ref().map(|n| n.1.clone());
+    let mut servers: Vec<(Child, SocketAddr)> = (0..sc.replicas.max(1))
+        .map(|_| {
+            start_server(
+                dir,
+                sc.subscribers + 100,
+                url.as_deref(),
+                sc.pin.then_some(0),
+            )
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.1).collect();
+    let addr = addrs[0];
+    let pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(control(
+        addr,
+        &format!("{{\"seek\": {}, \"paused\": true}}", sc.at),
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let rss_empty = rss_mb(pids[0]);
+
+    // The generator: this bench binary again, in a process of its own.
+    let joined: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let mut cmd = if sc.pin {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "1"]).arg(std::env::current_exe().unwrap());
+        c
+    } else {
+        std::process::Command::new(std::env::current_exe().unwrap())
+    };
+    cmd.args([
+        "--generator",
+        &joined.join(","),
+        "--subscribers",
+        &sc.subscribers.to_string(),
+    ]);
+    if sc.filtered {
+        cmd.arg("--filtered");
+    }
+    let mut gen_child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the generator process");
+    let gen_pid = gen_child.id();
+    let mut gen_out = std::io::BufReader::new(gen_child.stdout.take().unwrap()).lines();
+    let t_connect = Instant::now();
+    assert_eq!(gen_out.next().unwrap().unwrap(), "ready");
     let connect_s = t_connect.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
-    let rss_idle = rss_mb(pid);
+    let rss_idle = rss_mb(pids[0]);
 
-    let (server_cpu0, own_cpu0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
-    let (start, end, wall) = rt.block_on(async {
+    let server_cpu0: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
+    let gen_cpu0 = cpu_seconds(gen_pid);
+    let (start, end, wall, metrics) = rt.block_on(async {
         let started = control(
             addr,
             &format!("{{\"speed\": {}, \"paused\": false}}", sc.speed),
@@ -439,28 +551,29 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
             .unwrap();
         let mut metrics = String::new();
         s.read_to_string(&mut metrics).await.unwrap();
-        let value = |name: &str| -> f64 {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-                .unwrap_or(f64::NAN)
-        };
-        let ticks = value("caspers_ticks_total ");
-        println!(
-            "  server ticks: {ticks:.0}, fan-out {:.1} ms on average, {:.1} ms at most",
-            value("caspers_tick_duration_seconds_total ") / ticks * 1e3,
-            value("caspers_tick_duration_seconds_max ") * 1e3
-        );
         (
             started["sim_time"].as_f64().unwrap(),
             stopped["sim_time"].as_f64().unwrap(),
             wall,
+            metrics,
         )
     });
-    let rss_busy = rss_mb(pid);
-    let stats = Stats::merged(&per_replica);
-    let server_cpu = cpu_seconds(pid) - server_cpu0;
-    let own_cpu = cpu_seconds(std::process::id()) - own_cpu0;
+    let server_cpu = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - server_cpu0;
+    let gen_cpu = cpu_seconds(gen_pid) - gen_cpu0;
+    let rss_busy = rss_mb(pids[0]);
+    let mut stdin = gen_child.stdin.take().unwrap();
+    writeln!(stdin, "stop").unwrap();
+    let reports: Vec<ReplicaReport> =
+        serde_json::from_str(&gen_out.next().unwrap().unwrap()).expect("generator figures");
+    let _ = gen_child.wait();
+
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let ticks = value("caspers_ticks_total ");
     let (a, b) = (start.floor() as i64 + 1, end.floor() as i64 + 1);
     let timeline = Timeline::new(ds, false);
     let mut per_location = [0u64; 256];
@@ -469,27 +582,25 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         per_location[usize::from(ds.events.location_id(pos))] += 1;
         total += 1;
     });
-    let mut expected = 0u64;
-    let mut delivered = 0u64;
-    let mut by_replica = vec![(0u64, 0u64); addrs.len()];
-    for (filter, received, replica) in &counters {
-        let want = if filter.is_all() {
+    let want = |loc: u8| {
+        if loc == 0 {
             total
         } else {
-            per_location[usize::from(filter.location_ids()[0])]
-        };
-        let got = received.load(Ordering::Relaxed);
-        expected += want;
-        delivered += got;
-        by_replica[*replica].0 += want;
-        by_replica[*replica].1 += got;
+            per_location[usize::from(loc)]
+        }
+    };
+    let mut expected = 0u64;
+    let mut delivered = 0u64;
+    let mut bytes = 0u64;
+    for r in &reports {
+        for &(loc, n, got) in &r.groups {
+            expected += want(loc) * n;
+            delivered += got;
+        }
+        bytes += r.bytes;
     }
-    let lost = expected as i64 - delivered as i64;
     println!(
-        "{} subscribers ({}), {}x for {:.1} s: {} events delivered = {:.0} events/s; delay p50 {} ms, p99 {} ms (SSE {}/{}, WebSocket {}/{}); \
-         lost {} of {} ({} lag notices, {} connection errors); connect {:.1} s; server RSS {:.0} MB empty, \
-         {:.0} MB with idle subscribers ({:.1} KB each), {:.0} MB after the run; CPU over the run \
-         (cores, of 2): server {:.2}, load generator {:.2}",
+        "{} subscribers ({}), {}x from {} for {:.1} s{}: the clock offers {:.0} events/s ({} events), the fan-out {:.0} events/s",
         sc.subscribers,
         if sc.filtered {
             "each filtered to one location"
@@ -497,38 +608,59 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
             "unfiltered"
         },
         sc.speed,
+        caspers_replay::time::format_ts(sc.at),
         wall,
-        delivered,
-        delivered as f64 / wall,
-        stats.delays.quantile(0.5),
-        stats.delays.quantile(0.99),
-        stats.by_transport[0].quantile(0.5),
-        stats.by_transport[0].quantile(0.99),
-        stats.by_transport[1].quantile(0.5),
-        stats.by_transport[1].quantile(0.99),
-        lost,
-        expected,
-        stats.lagged.load(Ordering::Relaxed),
-        stats.errors.load(Ordering::Relaxed),
-        connect_s,
-        rss_empty,
-        rss_idle,
-        (rss_idle - rss_empty) * 1024.0 / sc.subscribers as f64,
-        rss_busy,
-        server_cpu / (wall + 2.0),
-        own_cpu / (wall + 2.0),
+        if sc.pin {
+            ", server on core 0, generator on core 1"
+        } else {
+            ""
+        },
+        total as f64 / wall,
+        total,
+        expected as f64 / wall,
     );
-    if addrs.len() > 1 {
-        for (k, (&(want, got), stats)) in by_replica.iter().zip(&per_replica).enumerate() {
+    let all = &reports;
+    let worst = |f: fn(&ReplicaReport) -> u64| all.iter().map(f).max().unwrap_or(0);
+    println!(
+        "  delivered {delivered} = {:.0} events/s; delay p50 {} ms, p99 {} ms (SSE {}/{}, WebSocket {}/{}); lost {} of {expected} ({} lag notices, {} connection errors)",
+        delivered as f64 / wall,
+        worst(|r| r.p50),
+        worst(|r| r.p99),
+        worst(|r| r.sse_p50),
+        worst(|r| r.sse_p99),
+        worst(|r| r.ws_p50),
+        worst(|r| r.ws_p99),
+        expected as i64 - delivered as i64,
+        all.iter().map(|r| r.lagged).sum::<u64>(),
+        all.iter().map(|r| r.errors).sum::<u64>(),
+    );
+    println!(
+        "  on the wire {:.0} bytes per event delivered; connect {connect_s:.1} s; server ticks {ticks:.0}, fan-out {:.1} ms on average, {:.1} ms at most",
+        bytes as f64 / delivered.max(1) as f64,
+        value("caspers_tick_duration_seconds_total ") / ticks * 1e3,
+        value("caspers_tick_duration_seconds_max ") * 1e3
+    );
+    println!(
+        "  CPU over the run (cores): server {:.2} ({:.3} per 1,000 subscribers), load generator {:.2}; server RSS {rss_empty:.0} MB empty, {rss_idle:.0} MB with idle subscribers ({:.1} KB each), {rss_busy:.0} MB after the run",
+        server_cpu / (wall + 2.0),
+        server_cpu / (wall + 2.0) / (sc.subscribers as f64 / 1000.0),
+        gen_cpu / (wall + 2.0),
+        (rss_idle - rss_empty) * 1024.0 / sc.subscribers as f64,
+    );
+    if reports.len() > 1 {
+        for (k, r) in reports.iter().enumerate() {
+            let (w, g): (u64, u64) = r.groups.iter().fold((0, 0), |acc, &(loc, n, got)| {
+                (acc.0 + want(loc) * n, acc.1 + got)
+            });
             println!(
-                "  replica {k}: {got} events delivered = {:.0} events/s; delay p50 {} ms, p99 {} ms; lost {} of {want}",
-                got as f64 / wall,
-                stats.delays.quantile(0.5),
-                stats.delays.quantile(0.99),
-                want as i64 - got as i64
+                "  replica {k}: {g} events delivered = {:.0} events/s; delay p50 {} ms, p99 {} ms; lost {} of {w}",
+                g as f64 / wall,
+                r.p50,
+                r.p99,
+                w as i64 - g as i64
             );
         }
-        println!("  (server RSS and CPU above are replica 0's)");
+        println!("  (server RSS is replica 0's; CPU is all replicas')");
     }
     for (child, _) in &mut servers {
         let _ = child.kill();
@@ -538,13 +670,12 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         let _ = child.kill();
         let _ = child.wait();
     }
-    rt.shutdown_timeout(Duration::from_secs(1));
 }
 
+/// Friday 2024-02-02 17:30 UTC: the dinner peak of a Friday, the busiest hours of a week.
+const FRIDAY_PEAK: i64 = 1_706_895_000;
+
 fn main() {
-    raise_fd_limit();
-    let dir = common::full_dataset();
-    let ds = Dataset::open(&dir).expect("load");
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
         args.iter()
@@ -552,6 +683,19 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    if let Some(addrs) = arg("--generator") {
+        let addrs: Vec<SocketAddr> = addrs.split(',').map(|a| a.parse().unwrap()).collect();
+        let n = arg("--subscribers").unwrap().parse().unwrap();
+        generator(&addrs, n, args.iter().any(|a| a == "--filtered"));
+        return;
+    }
+    raise_fd_limit();
+    let dir = common::full_dataset();
+    let ds = Dataset::open(&dir).expect("load");
+    let at = arg("--at").map_or(FRIDAY_PEAK, |t| {
+        caspers_replay::time::parse_rfc3339(&t).expect("--at \"2024-02-02 17:30:00\"")
+    });
+    let pin = args.iter().any(|a| a == "--pin");
     let scenarios = match arg("--subscribers") {
         Some(n) => vec![Scenario {
             subscribers: n.parse().expect("--subscribers N"),
@@ -559,30 +703,26 @@ fn main() {
             seconds: arg("--seconds").map_or(10, |s| s.parse().expect("--seconds S")),
             filtered: args.iter().any(|a| a == "--filtered"),
             replicas: arg("--replicas").map_or(1, |s| s.parse().expect("--replicas N")),
+            at,
+            pin,
         }],
-        None => vec![
-            Scenario {
-                subscribers: 10_000,
-                speed: 3600.0,
-                seconds: 10,
-                filtered: true,
-                replicas: 1,
-            },
-            Scenario {
-                subscribers: 1_000,
-                speed: 3600.0,
-                seconds: 10,
-                filtered: false,
-                replicas: 1,
-            },
-            Scenario {
-                subscribers: 100,
-                speed: 86_400.0,
-                seconds: 10,
-                filtered: false,
-                replicas: 1,
-            },
-        ],
+        None => [
+            (10_000, 3600.0, true),
+            (2_000, 3600.0, false),
+            (1_000, 3600.0, false),
+            (100, 86_400.0, false),
+        ]
+        .into_iter()
+        .map(|(subscribers, speed, filtered)| Scenario {
+            subscribers,
+            speed,
+            seconds: 10,
+            filtered,
+            replicas: 1,
+            at,
+            pin,
+        })
+        .collect(),
     };
     for sc in &scenarios {
         run(&ds, &dir, sc);

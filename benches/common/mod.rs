@@ -33,6 +33,24 @@ pub fn start_server(
     dataset: &std::path::Path,
     args: &[&str],
 ) -> (std::process::Child, std::net::SocketAddr) {
+    serve(dataset, args, None)
+}
+
+/// [`start_server`] on one core (`taskset -c CORE`).
+#[allow(dead_code)] // not every bench serves
+pub fn start_server_pinned(
+    dataset: &std::path::Path,
+    args: &[&str],
+    core: usize,
+) -> (std::process::Child, std::net::SocketAddr) {
+    serve(dataset, args, Some(core))
+}
+
+fn serve(
+    dataset: &std::path::Path,
+    args: &[&str],
+    core: Option<usize>,
+) -> (std::process::Child, std::net::SocketAddr) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     // A new clock each time, kept in a file of its own (not the dataset's saved clock).
@@ -42,7 +60,15 @@ pub fn start_server(
         std::process::id(),
         SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
+    let mut cmd = match core {
+        Some(c) => {
+            let mut t = Command::new("taskset");
+            t.args(["-c", &c.to_string()])
+                .arg(env!("CARGO_BIN_EXE_caspers-replay"));
+            t
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_caspers-replay")),
+    };
     cmd.arg("serve").arg("--dataset").arg(dataset);
     if !args.contains(&"--nats") {
         cmd.arg("--fresh").arg("--state").arg(&state);
