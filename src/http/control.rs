@@ -196,13 +196,13 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     metric(
         "caspers_queued_bytes",
         "gauge",
-        "Bytes queued for all subscribers together.",
+        "Bytes of event chunks held for subscribers (a chunk shared by many counted once).",
         &[("", hub.queued.load(Ordering::Relaxed) as f64)],
     );
     metric(
         "caspers_queue_budget_bytes",
         "gauge",
-        "Bytes all subscribers' queues may hold together (--queue-budget-mib).",
+        "Bytes the chunks held for subscribers may take together (--queue-budget-mib).",
         &[("", hub.queue_budget as f64)],
     );
     metric(

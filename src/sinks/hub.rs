@@ -92,10 +92,11 @@ pub struct Hub {
     pub tag: String,
     /// Bytes a subscriber's queue may hold.
     pub queue_limit: usize,
-    /// Bytes all subscribers' queues may hold together; past it, the furthest behind are
-    /// shed.
+    /// Bytes the event chunks held for subscribers may take together; past it, the
+    /// subscribers furthest behind are shed.
     pub queue_budget: usize,
-    /// Bytes queued by all subscribers now.
+    /// Bytes of the event chunks alive now (held by queues or being written), each shared
+    /// chunk counted once.
     pub queued: Arc<AtomicUsize>,
     /// The location_ids the dataset has, for checking filters.
     pub location_ids: Vec<u8>,
@@ -180,7 +181,7 @@ impl Hub {
         start: Start<'_>,
         snapshot: bool,
     ) -> Subscription {
-        let queue = Arc::new(ClientQueue::new(self.queue_limit, Arc::clone(&self.queued)));
+        let queue = Arc::new(ClientQueue::new(self.queue_limit));
         queue.hold(true);
         let (id, history) = {
             let mut s = self.state.lock().expect("hub lock");
@@ -299,7 +300,7 @@ impl Hub {
         let mut events = Vec::new();
         self.timeline
             .for_each_event(ds, a, b, 0, |pos, shift| events.push((pos, shift)));
-        let tick = FramedTick::new(ds, &self.tag, &events);
+        let tick = FramedTick::new(ds, &self.tag, &events, &self.queued);
 
         let mut s = self.state.lock().expect("hub lock");
         match s.history.last_mut() {
@@ -332,8 +333,9 @@ impl Hub {
         }
     }
 
-    /// Sheds the subscribers furthest behind (most bytes queued) until all queues together
-    /// are back under three quarters of the budget; each is told it lagged.
+    /// Sheds the subscribers furthest behind (most bytes queued) until the chunks alive are
+    /// back under three quarters of the budget; each is told it lagged. A chunk is freed
+    /// only when no queue holds it any more, so several may go before memory does.
     fn shed(&self, s: &State) {
         let mut behind: Vec<(usize, &Arc<ClientQueue>)> = s
             .groups
@@ -444,7 +446,7 @@ impl Hub {
             ));
         }
         for part in events.chunks(4096) {
-            let tick = FramedTick::new(ds, &self.tag, part);
+            let tick = FramedTick::new(ds, &self.tag, part, &self.queued);
             if let Some(chunk) = tick.chunk(Filter::default(), transport) {
                 chunks.push(chunk);
             }
@@ -530,10 +532,41 @@ struct FramedTick {
     frames_start: usize,
     index: Vec<FramedEvent>,
     positions: Vec<u8>,
+    /// Where its chunks' bytes are counted while they live.
+    memory: Arc<AtomicUsize>,
+}
+
+/// Bytes whose size counts in `memory` until the last clone is dropped: the hub's budget
+/// measures what the shared chunks really hold, once each, however many queues share them.
+fn counted(data: Vec<u8>, memory: &Arc<AtomicUsize>) -> Bytes {
+    struct Counted {
+        data: Vec<u8>,
+        memory: Arc<AtomicUsize>,
+    }
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.data
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.memory.fetch_sub(self.data.len(), Ordering::Relaxed);
+        }
+    }
+    memory.fetch_add(data.len(), Ordering::Relaxed);
+    Bytes::from_owner(Counted {
+        data,
+        memory: Arc::clone(memory),
+    })
 }
 
 impl FramedTick {
-    fn new(ds: &Dataset, tag: &str, events: &[(usize, EventShift)]) -> FramedTick {
+    fn new(
+        ds: &Dataset,
+        tag: &str,
+        events: &[(usize, EventShift)],
+        memory: &Arc<AtomicUsize>,
+    ) -> FramedTick {
         let emitted_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -569,7 +602,8 @@ impl FramedTick {
         }
         FramedTick {
             emitted_ms,
-            sse: sse.into(),
+            sse: counted(sse, memory),
+            memory: Arc::clone(memory),
             frames_start,
             index,
             positions,
@@ -593,7 +627,7 @@ impl FramedTick {
                 for i in picked {
                     out.extend_from_slice(&self.sse[self.index[i].frame.clone()]);
                 }
-                Some((out.into(), n))
+                Some((counted(out, &self.memory), n))
             }
             Transport::WebSocket => {
                 let mut out = Vec::with_capacity(picked.len() * 400);
@@ -616,7 +650,7 @@ impl FramedTick {
                     out.push(b'"');
                 }
                 out.extend_from_slice(b"]}");
-                Some((out.into(), n))
+                Some((counted(out, &self.memory), n))
             }
         }
     }

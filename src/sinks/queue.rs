@@ -5,13 +5,13 @@
 //! missed before going on with the newest ones. So a client that cannot keep up never slows
 //! the clock or any other client, and is never skipped silently.
 //!
-//! Every queue also adds its bytes to one total shared by all of them, which the hub holds
-//! under a budget (see [`ClientQueue::shed`]): thousands of clients that stop reading cannot
-//! take the machine's memory between them.
+//! The chunks themselves are shared by every subscriber of a group; the hub counts the
+//! memory they hold once, and sheds the subscribers furthest behind ([`ClientQueue::shed`])
+//! when it passes its budget.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -44,19 +44,16 @@ pub struct ClientQueue {
     state: Mutex<State>,
     notify: Notify,
     limit: usize,
-    /// Bytes queued by every client together.
-    total: Arc<AtomicUsize>,
     /// Events handed to the writer (for metrics and tests).
     pub delivered: AtomicU64,
 }
 
 impl ClientQueue {
-    pub fn new(limit_bytes: usize, total: Arc<AtomicUsize>) -> ClientQueue {
+    pub fn new(limit_bytes: usize) -> ClientQueue {
         ClientQueue {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             limit: limit_bytes,
-            total,
             delivered: AtomicU64::new(0),
         }
     }
@@ -70,7 +67,6 @@ impl ClientQueue {
         let fits = s.bytes + chunk.len() <= self.limit;
         if fits {
             s.bytes += chunk.len();
-            self.total.fetch_add(chunk.len(), Ordering::Relaxed);
             s.items.push_back(Outgoing::Events(chunk, events));
         } else {
             s.missed += events;
@@ -86,7 +82,6 @@ impl ClientQueue {
         let mut s = self.state.lock().expect("queue lock");
         for (chunk, events) in chunks.into_iter().rev() {
             s.bytes += chunk.len();
-            self.total.fetch_add(chunk.len(), Ordering::Relaxed);
             s.items.push_front(Outgoing::Events(chunk, events));
         }
         drop(s);
@@ -98,7 +93,6 @@ impl ClientQueue {
         let mut s = self.state.lock().expect("queue lock");
         if s.close.is_none() {
             s.bytes += message.len();
-            self.total.fetch_add(message.len(), Ordering::Relaxed);
             s.items.push_back(Outgoing::Control(message));
         }
         drop(s);
@@ -111,8 +105,7 @@ impl ClientQueue {
     }
 
     /// Drops every queued event (control messages stay), counting them as missed, so the
-    /// writer says `lagged` and goes on with what comes next; returns the bytes freed. The
-    /// hub sheds the clients furthest behind when all queues together pass the budget.
+    /// writer says `lagged` and goes on with what comes next; returns the bytes it held.
     pub fn shed(&self) -> usize {
         let mut s = self.state.lock().expect("queue lock");
         let before = s.bytes;
@@ -134,7 +127,6 @@ impl ClientQueue {
             })
             .sum();
         let freed = before - s.bytes;
-        self.total.fetch_sub(freed, Ordering::Relaxed);
         drop(s);
         if missed > 0 {
             self.notify.notify_one();
@@ -209,23 +201,12 @@ impl ClientQueue {
         match &item {
             Outgoing::Events(b, n) => {
                 s.bytes -= b.len();
-                self.total.fetch_sub(b.len(), Ordering::Relaxed);
                 self.delivered.fetch_add(*n, Ordering::Relaxed);
             }
-            Outgoing::Control(b) => {
-                s.bytes -= b.len();
-                self.total.fetch_sub(b.len(), Ordering::Relaxed);
-            }
+            Outgoing::Control(b) => s.bytes -= b.len(),
             Outgoing::Lagged(_) | Outgoing::Close(_) => {}
         }
         Some(item)
-    }
-}
-
-impl Drop for ClientQueue {
-    fn drop(&mut self) {
-        let left = self.state.get_mut().map(|s| s.bytes).unwrap_or(0);
-        self.total.fetch_sub(left, Ordering::Relaxed);
     }
 }
 
@@ -235,7 +216,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn drops_what_does_not_fit_and_says_so_first() {
-        let q = ClientQueue::new(10, Arc::default());
+        let q = ClientQueue::new(10);
         assert!(q.push_events(Bytes::from_static(b"12345"), 1));
         assert!(q.push_events(Bytes::from_static(b"678"), 2));
         assert!(
@@ -262,33 +243,25 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn shedding_drops_events_keeps_controls_and_the_total_adds_up() {
-        let total = Arc::new(AtomicUsize::new(0));
-        let q = ClientQueue::new(1 << 20, Arc::clone(&total));
+    async fn shedding_drops_events_and_keeps_controls() {
+        let q = ClientQueue::new(1 << 20);
         q.push_events(Bytes::from_static(b"12345"), 2);
         q.push_control(Bytes::from_static(b"clock"));
         q.push_events(Bytes::from_static(b"678"), 1);
-        assert_eq!(total.load(Ordering::Relaxed), 13);
+        assert_eq!(q.queued_bytes(), 13);
         assert_eq!(q.shed(), 8);
-        assert_eq!(total.load(Ordering::Relaxed), 5);
+        assert_eq!(q.queued_bytes(), 5);
         assert_eq!(q.next().await, Outgoing::Lagged(3));
         assert_eq!(
             q.next().await,
             Outgoing::Control(Bytes::from_static(b"clock"))
         );
-        assert_eq!(total.load(Ordering::Relaxed), 0);
-        q.push_events(Bytes::from_static(b"9"), 1);
-        drop(q);
-        assert_eq!(
-            total.load(Ordering::Relaxed),
-            0,
-            "a dropped queue gives its bytes back"
-        );
+        assert_eq!(q.queued_bytes(), 0);
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn catch_up_goes_first_and_a_waiting_writer_wakes() {
-        let q = std::sync::Arc::new(ClientQueue::new(1 << 20, Arc::default()));
+        let q = std::sync::Arc::new(ClientQueue::new(1 << 20));
         q.push_events(Bytes::from_static(b"live"), 1);
         q.push_front_events(vec![
             (Bytes::from_static(b"old1"), 1),
