@@ -5,12 +5,10 @@
 //! emitted one (with its `-Lk` suffix on loop k), so the same event has the same id in every
 //! run, file and stream. Any language can recompute it.
 
-use sha1::{Digest, Sha1};
+use uuid::Uuid;
 
-/// `uuid5(NAMESPACE_DNS, "events.caspers-replay")` = 63c5c29f-7dfa-5fc2-a0cf-d03d7c34fa6c.
-const NAMESPACE: [u8; 16] = [
-    99, 197, 194, 159, 125, 250, 95, 194, 160, 207, 208, 61, 124, 52, 250, 108,
-];
+/// `uuid5(NAMESPACE_DNS, "events.caspers-replay")`.
+pub const NAMESPACE: Uuid = uuid::uuid!("63c5c29f-7dfa-5fc2-a0cf-d03d7c34fa6c");
 
 /// Length of the hyphenated text form.
 pub const EVENT_ID_LEN: usize = 36;
@@ -32,27 +30,9 @@ pub fn write_event_id(order_id: &[u8], loop_index: u32, sequence: u16, out: &mut
     }
     put(b"/");
     put(num.format(sequence).as_bytes());
-
-    let mut hasher = Sha1::new();
-    hasher.update(NAMESPACE);
-    hasher.update(&name[..len]);
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x50;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut pos = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out[pos] = b'-';
-            pos += 1;
-        }
-        out[pos] = HEX[usize::from(b >> 4)];
-        out[pos + 1] = HEX[usize::from(b & 15)];
-        pos += 2;
-    }
+    Uuid::new_v5(&NAMESPACE, &name[..len])
+        .hyphenated()
+        .encode_lower(out);
 }
 
 #[cfg(test)]
@@ -63,6 +43,12 @@ mod tests {
         let mut out = [0u8; 36];
         write_event_id(order.as_bytes(), lp, seq, &mut out);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_namespace_is_the_uuid5_of_its_name() {
+        let ns = Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"events.caspers-replay");
+        assert_eq!(ns, NAMESPACE);
     }
 
     #[test]
