@@ -20,6 +20,10 @@ use parquet::file::properties::WriterProperties;
 
 use super::{EVENTS_FILE, LOCATIONS_FILE};
 use crate::events::EventType;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Poisson, StandardNormal};
+use rand_xoshiro::Xoshiro256StarStar;
+
 use crate::time::{self, DAY};
 
 /// What to generate.
@@ -465,63 +469,37 @@ impl Order {
     }
 }
 
-/// xoshiro256** seeded by SplitMix64: small, fast, and stable forever, so a seed means the
-/// same dataset in every version of every dependency.
-struct Rng([u64; 4]);
+/// The generator's random numbers: xoshiro256** (rand_xoshiro) seeded from the seed, with
+/// rand_distr's normal and Poisson draws. The crate versions are pinned in Cargo.lock and a
+/// test pins a digest of a small dataset, so a seed keeps meaning the same dataset.
+struct Rng(Xoshiro256StarStar);
 
 impl Rng {
     fn new(seed: u64) -> Rng {
-        let mut x = seed;
-        let mut next = || {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        Rng([next(), next(), next(), next()])
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let s = &mut self.0;
-        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        Rng(Xoshiro256StarStar::seed_from_u64(seed))
     }
 
     /// Uniform in [0, 1).
     fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.0.random::<f64>()
     }
 
     /// Uniform in 0..n.
     fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        self.0.random_range(0..n)
     }
 
-    /// Standard normal (Box-Muller).
+    /// Standard normal.
     fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform();
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        self.0.sample(StandardNormal)
     }
 
-    /// Poisson(lambda), Knuth's product method (lambda here is a few per minute at most).
+    /// Poisson(lambda); 0 when lambda is 0.
     fn poisson(&mut self, lambda: f64) -> u32 {
-        let limit = (-lambda).exp();
-        let mut k = 0;
-        let mut p = self.uniform();
-        while p > limit {
-            k += 1;
-            p *= self.uniform();
+        match Poisson::new(lambda) {
+            Ok(p) => self.0.sample(p) as u32,
+            Err(_) => 0,
         }
-        k
     }
 
     /// A stage time in seconds: normal minutes, floored at 0.1 minute.
