@@ -852,11 +852,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rng_is_deterministic_and_uniform_enough() {
+    fn draws_are_deterministic_and_distributed_as_asked() {
         let (mut a, mut b) = (Rng::new(7), Rng::new(7));
-        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
+        let xs: Vec<f64> = (0..5).map(|_| a.uniform()).collect();
+        let ys: Vec<f64> = (0..5).map(|_| b.uniform()).collect();
         assert_eq!(xs, ys);
+        assert!((0..10_000).all(|_| a.below(36) < 36));
+        let normals: Vec<f64> = (0..100_000).map(|_| a.normal()).collect();
+        let mean = normals.iter().sum::<f64>() / 1e5;
+        let sd = (normals.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 1e5).sqrt();
+        assert!(mean.abs() < 0.02 && (sd - 1.0).abs() < 0.02, "{mean} {sd}");
+        assert_eq!(a.poisson(0.0), 0);
         let mean = (0..100_000).map(|_| a.uniform()).sum::<f64>() / 100_000.0;
         assert!((mean - 0.5).abs() < 0.01, "{mean}");
         let p = (0..100_000).map(|_| f64::from(a.poisson(2.5))).sum::<f64>() / 100_000.0;
