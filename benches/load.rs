@@ -182,9 +182,24 @@ async fn control(addr: SocketAddr, body: &str) -> serde_json::Value {
     serde_json::from_str(json).unwrap_or_else(|_| panic!("control answer: {out}"))
 }
 
+/// Connects from one of several loopback source addresses (127.0.0.2 to 127.0.0.9, by
+/// `n`): one source address has only about 28,000 ephemeral ports, too few for 30,000
+/// subscribers.
+async fn connect_from(addr: SocketAddr, n: usize) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 2 + (n % 8) as u8], 0)))?;
+    socket.connect(addr).await
+}
+
 /// An SSE subscriber: counts events and records each tick's delay.
-async fn sse_client(addr: SocketAddr, query: String, received: Arc<AtomicU64>, stats: Arc<Stats>) {
-    let Ok(mut s) = TcpStream::connect(addr).await else {
+async fn sse_client(
+    addr: SocketAddr,
+    n: usize,
+    query: String,
+    received: Arc<AtomicU64>,
+    stats: Arc<Stats>,
+) {
+    let Ok(mut s) = connect_from(addr, n).await else {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -297,8 +312,14 @@ fn sse_line(line: &[u8], emitted: &mut u64, at: u64, received: &AtomicU64, stats
 }
 
 /// A WebSocket subscriber.
-async fn ws_client(addr: SocketAddr, query: String, received: Arc<AtomicU64>, stats: Arc<Stats>) {
-    let Ok(s) = TcpStream::connect(addr).await else {
+async fn ws_client(
+    addr: SocketAddr,
+    n: usize,
+    query: String,
+    received: Arc<AtomicU64>,
+    stats: Arc<Stats>,
+) {
+    let Ok(s) = connect_from(addr, n).await else {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -348,6 +369,8 @@ struct Scenario {
     at: i64,
     /// Server on core 0, load generator on core 1.
     pin: bool,
+    /// Extra clients that subscribe to everything and never read.
+    never_read: usize,
 }
 
 /// What the generator process reports for one replica's subscribers.
@@ -404,7 +427,7 @@ async fn subscribers_counted(addrs: &[SocketAddr]) -> usize {
 /// The load generator, a process of its own: opens the subscribers (half SSE, half
 /// WebSocket, pairs of them on each replica in turn), says `ready` when the servers count
 /// them all, and prints its figures as JSON when told `stop` on standard input.
-fn generator(addrs: &[SocketAddr], subscribers: usize, filtered: bool) {
+fn generator(addrs: &[SocketAddr], subscribers: usize, filtered: bool, never_read: usize) {
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -413,6 +436,7 @@ fn generator(addrs: &[SocketAddr], subscribers: usize, filtered: bool) {
         .unwrap();
     let per_replica: Vec<Arc<Stats>> = addrs.iter().map(|_| Arc::new(Stats::new())).collect();
     let mut counters = Vec::new();
+    let mut stuck = Vec::new();
     rt.block_on(async {
         for i in 0..subscribers {
             let location = (i % 4 + 1) as u8;
@@ -431,16 +455,31 @@ fn generator(addrs: &[SocketAddr], subscribers: usize, filtered: bool) {
             let stats = Arc::clone(&per_replica[replica]);
             let addr = addrs[replica];
             if i % 2 == 0 {
-                tokio::spawn(sse_client(addr, query, received, stats));
+                tokio::spawn(sse_client(addr, i, query, received, stats));
             } else {
-                tokio::spawn(ws_client(addr, query, received, stats));
+                tokio::spawn(ws_client(addr, i, query, received, stats));
             }
             if i % 500 == 499 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+        // Clients that ask for every event and never read a byte (hostile or stuck).
+        for k in 0..never_read {
+            let addr = addrs[k % addrs.len()];
+            if let Ok(mut s) = connect_from(addr, subscribers + k).await {
+                let _ = s
+                    .write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .await;
+                stuck.push(s);
+            }
+            if k % 500 == 499 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline && subscribers_counted(addrs).await < subscribers {
+        while Instant::now() < deadline
+            && subscribers_counted(addrs).await < subscribers + never_read
+        {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
@@ -469,6 +508,7 @@ fn generator(addrs: &[SocketAddr], subscribers: usize, filtered: bool) {
         })
         .collect();
     println!("{}", serde_json::to_string(&reports).unwrap());
+    drop(stuck);
     rt.shutdown_timeout(Duration::from_millis(100));
 }
 
@@ -531,6 +571,19 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_mb(pids[0]);
 
+    // The server's peak RSS over the run, sampled every 100 ms.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let peak = {
+        let (sampling, pid) = (Arc::clone(&sampling), pids[0]);
+        std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while sampling.load(Ordering::Relaxed) {
+                peak = peak.max(rss_mb(pid));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peak
+        })
+    };
     let server_cpu0: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
     let gen_cpu0 = cpu_seconds(gen_pid);
     let (start, end, wall, metrics) = rt.block_on(async {
@@ -561,6 +614,8 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     let server_cpu = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - server_cpu0;
     let gen_cpu = cpu_seconds(gen_pid) - gen_cpu0;
     let rss_busy = rss_mb(pids[0]);
+    sampling.store(false, Ordering::Relaxed);
+    let rss_peak = peak.join().unwrap_or(f64::NAN);
     let mut stdin = gen_child.stdin.take().unwrap();
     writeln!(stdin, "stop").unwrap();
     let reports: Vec<ReplicaReport> =
@@ -641,12 +696,20 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         value("caspers_tick_duration_seconds_max ") * 1e3
     );
     println!(
-        "  CPU over the run (cores): server {:.2} ({:.3} per 1,000 subscribers), load generator {:.2}; server RSS {rss_empty:.0} MB empty, {rss_idle:.0} MB with idle subscribers ({:.1} KB each), {rss_busy:.0} MB after the run",
+        "  CPU over the run (cores): server {:.2} ({:.3} per 1,000 subscribers), load generator {:.2}; server RSS {rss_empty:.0} MB empty, {rss_idle:.0} MB with idle subscribers ({:.1} KB each), {rss_busy:.0} MB after the run, {rss_peak:.0} MB at most",
         server_cpu / (wall + 2.0),
         server_cpu / (wall + 2.0) / (sc.subscribers as f64 / 1000.0),
         gen_cpu / (wall + 2.0),
         (rss_idle - rss_empty) * 1024.0 / sc.subscribers as f64,
     );
+    if sc.never_read > 0 {
+        println!(
+            "  beside them, {} clients that never read: {:.0} skipped ahead by the memory budget, {:.0} MB of chunks held at the end",
+            sc.never_read,
+            value("caspers_clients_shed_total "),
+            value("caspers_queued_bytes ") / 1e6
+        );
+    }
     if reports.len() > 1 {
         for (k, r) in reports.iter().enumerate() {
             let (w, g): (u64, u64) = r.groups.iter().fold((0, 0), |acc, &(loc, n, got)| {
@@ -686,7 +749,13 @@ fn main() {
     if let Some(addrs) = arg("--generator") {
         let addrs: Vec<SocketAddr> = addrs.split(',').map(|a| a.parse().unwrap()).collect();
         let n = arg("--subscribers").unwrap().parse().unwrap();
-        generator(&addrs, n, args.iter().any(|a| a == "--filtered"));
+        let never_read = arg("--never-read").map_or(0, |v| v.parse().unwrap());
+        generator(
+            &addrs,
+            n,
+            args.iter().any(|a| a == "--filtered"),
+            never_read,
+        );
         return;
     }
     raise_fd_limit();
@@ -705,23 +774,30 @@ fn main() {
             replicas: arg("--replicas").map_or(1, |s| s.parse().expect("--replicas N")),
             at,
             pin,
+            never_read: arg("--never-read").map_or(0, |v| v.parse().expect("--never-read N")),
         }],
         None => [
-            (10_000, 3600.0, true),
-            (2_000, 3600.0, false),
-            (1_000, 3600.0, false),
-            (100, 86_400.0, false),
+            // (subscribers, speed, one location each, seconds, clients that never read)
+            (10_000, 3600.0, true, 10, 0),
+            (2_000, 3600.0, false, 10, 0),
+            (1_000, 3600.0, false, 10, 0),
+            (100, 86_400.0, false, 10, 0),
+            (1_000, 86_400.0, false, 10, 5_000),
+            (30_000, 3600.0, true, 0, 0),
         ]
         .into_iter()
-        .map(|(subscribers, speed, filtered)| Scenario {
-            subscribers,
-            speed,
-            seconds: 10,
-            filtered,
-            replicas: 1,
-            at,
-            pin,
-        })
+        .map(
+            |(subscribers, speed, filtered, seconds, never_read)| Scenario {
+                subscribers,
+                speed,
+                seconds,
+                filtered,
+                replicas: 1,
+                at,
+                pin,
+                never_read,
+            },
+        )
         .collect(),
     };
     for sc in &scenarios {
