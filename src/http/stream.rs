@@ -8,14 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Message};
 use bytes::Bytes;
 use serde::Deserialize;
 
 use super::params::{bad_request, stream_params};
 use super::{AppState, ClientSlot};
 use crate::sinks::filter::Filter;
-use crate::sinks::hub::{Start, Subscription, Transport};
+use crate::sinks::hub::{Start, Subscription, Transport, WsOpcode, ws_frame};
 use crate::sinks::queue::Outgoing;
 
 /// The connection's socket (set when it is accepted).
@@ -266,7 +265,33 @@ fn parse_filter_message(text: &str) -> Result<(Filter, bool), String> {
     Ok((filter, m.snapshot))
 }
 
+/// What the reader of a WebSocket's incoming frames asks of its writer.
+enum WsCommand {
+    Pong(Bytes),
+    Filter(Filter, bool),
+    Error(String),
+    /// The client closed, or broke the protocol: close (with this code) and end.
+    Close(u16, String),
+}
+
+/// A close frame: the code, then the reason.
+fn close_frame(code: u16, reason: &str) -> Bytes {
+    let mut payload = code.to_be_bytes().to_vec();
+    // A control frame's payload is at most 125 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    ws_frame(WsOpcode::Close, &payload).into()
+}
+
 /// `GET /v1/ws?location_id=..&event_type=..&snapshot=1&from=POSITION`
+///
+/// The server side of the WebSocket is written here, not by a WebSocket library's
+/// session: the hub frames each tick once per group, and the writer hands those shared
+/// frames straight to the connection, pulled only as fast as the socket takes them (a
+/// session that buffers messages per connection let a slow reader hold 32 ticks of its own).
 pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
@@ -277,105 +302,176 @@ pub async fn websocket(
         Ok(p) => p,
         Err(e) => return Ok(bad_request(&e)),
     };
+    let mut handshake = match actix_http::ws::handshake(req.head()) {
+        Ok(h) => h,
+        Err(e) => return Ok(bad_request(&format!("not a WebSocket handshake: {e}"))),
+    };
     let state = state.into_inner();
     let Some(slot) = state.take_slot() else {
         return Ok(too_many());
     };
-    let (response, mut session, mut messages) = actix_ws::handle(&req, body)?;
     wait_until_passed(&state, params.from.as_deref()).await;
     let start = match &params.from {
         Some(p) => Start::After(p),
         None => Start::Live,
     };
-    let mut sub = state
+    let sub = state
         .hub
         .subscribe(params.filter, Transport::WebSocket, start, params.snapshot);
 
+    // The reader: decodes the client's frames and hands what they ask to the writer.
+    let (commands_tx, commands) = tokio::sync::mpsc::channel::<WsCommand>(16);
+    let mut payload = body;
     actix_web::rt::spawn(async move {
-        let _slot = slot;
-        let text = |b: Bytes| bytestring::ByteString::try_from(b).unwrap_or_default();
-        if session
-            .text(text(clock_message(
-                &state,
-                Transport::WebSocket,
-                params.from.as_deref(),
-            )))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let mut ping = tokio::time::interval(KEEP_ALIVE);
-        ping.tick().await;
-        // The position of the last event sent: where a filter change continues from.
-        let mut last: Option<String> = params.from.clone();
-        let reason = loop {
-            tokio::select! {
-                item = sub.queue.next() => {
-                    let sent = match item {
-                        Outgoing::Events(bytes, _) => {
-                            if let Some(p) = last_position(&bytes) {
-                                last = Some(p);
-                            }
-                            session.text(text(bytes)).await
-                        }
-                        Outgoing::Control(bytes) => session.text(text(bytes)).await,
-                        Outgoing::Lagged(missed) => {
-                            session.text(text(lagged_message(&state, Transport::WebSocket, missed))).await
-                        }
-                        Outgoing::Close(reason) => break Some(CloseReason {
-                            code: CloseCode::Away,
-                            description: Some(reason),
-                        }),
-                    };
-                    if sent.is_err() {
-                        return;
-                    }
-                }
-                message = messages.recv() => match message {
-                    Some(Ok(Message::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            return;
+        use actix_codec::Decoder;
+        use futures_util::StreamExt;
+        let mut codec = actix_http::ws::Codec::new().max_size(64 * 1024);
+        let mut buf = bytes::BytesMut::new();
+        let command = 'read: loop {
+            match payload.next().await {
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                _ => break WsCommand::Close(1000, String::new()),
+            }
+            loop {
+                let frame = match codec.decode(&mut buf) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => break 'read WsCommand::Close(1002, e.to_string()),
+                };
+                let command = match frame {
+                    actix_http::ws::Frame::Ping(b) => WsCommand::Pong(b),
+                    actix_http::ws::Frame::Text(t) => {
+                        match std::str::from_utf8(&t)
+                            .map_err(|_| "a text message must be UTF-8".to_string())
+                            .and_then(parse_filter_message)
+                        {
+                            Ok((filter, snapshot)) => WsCommand::Filter(filter, snapshot),
+                            Err(e) => WsCommand::Error(e),
                         }
                     }
-                    Some(Ok(Message::Text(t))) => match parse_filter_message(&t)
-                        .and_then(|(f, snap)| state.hub.check_filter(&f).map(|()| (f, snap)))
-                    {
-                        Ok((filter, snapshot)) => {
-                            // The new filter continues from the last event this client was
-                            // sent: what it has not been sent yet comes under the new filter.
-                            let start = match &last {
-                                Some(p) => Start::After(p),
-                                None => Start::Live,
-                            };
-                            sub = state.hub.subscribe(filter, Transport::WebSocket, start, snapshot);
-                            let ack = serde_json::json!({
-                                "type": "filter",
-                                "location_id": filter.location_ids(),
-                                "event_type": filter.event_types().iter().map(|t| t.name()).collect::<Vec<_>>(),
-                            });
-                            if session.text(ack.to_string()).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let json = serde_json::json!({"type": "error", "message": e});
-                            if session.text(json.to_string()).await.is_err() {
-                                return;
-                            }
-                        }
-                    },
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
-                    Some(Ok(_)) => {}
-                },
-                _ = ping.tick() => {
-                    if session.ping(b"").await.is_err() {
-                        return;
+                    actix_http::ws::Frame::Close(_) => {
+                        break 'read WsCommand::Close(1000, String::new());
                     }
+                    _ => continue,
+                };
+                if commands_tx.send(command).await.is_err() {
+                    return;
                 }
             }
         };
-        let _ = session.close(reason).await;
+        let _ = commands_tx.send(command).await;
     });
+
+    struct Writer {
+        sub: Subscription,
+        state: Arc<AppState>,
+        _slot: ClientSlot,
+        commands: tokio::sync::mpsc::Receiver<WsCommand>,
+        ping: tokio::time::Interval,
+        /// The position of the last event sent: where a filter change continues from.
+        last: Option<String>,
+        first: Option<Bytes>,
+        done: bool,
+    }
+    let mut ping = tokio::time::interval(KEEP_ALIVE);
+    ping.reset();
+    let writer = Writer {
+        first: Some(clock_message(
+            &state,
+            Transport::WebSocket,
+            params.from.as_deref(),
+        )),
+        last: params.from.clone(),
+        sub,
+        state,
+        _slot: slot,
+        commands,
+        ping,
+        done: false,
+    };
+    let frames = futures_util::stream::unfold(writer, |mut w| async move {
+        if let Some(first) = w.first.take() {
+            return Some((Ok::<_, actix_web::Error>(first), w));
+        }
+        if w.done {
+            return None;
+        }
+        let frame = tokio::select! {
+            item = w.sub.queue.next() => match item {
+                Outgoing::Events(frame, _) => {
+                    if let Some(p) = last_position(&frame) {
+                        w.last = Some(p);
+                    }
+                    frame
+                }
+                Outgoing::Control(frame) => frame,
+                Outgoing::Lagged(missed) => lagged_message(&w.state, Transport::WebSocket, missed),
+                Outgoing::Close(reason) => {
+                    w.done = true;
+                    close_frame(1001, &reason)
+                }
+            },
+            command = w.commands.recv() => match command {
+                Some(WsCommand::Pong(payload)) => ws_frame(WsOpcode::Pong, &payload).into(),
+                Some(WsCommand::Filter(filter, snapshot)) => match w.state.hub.check_filter(&filter) {
+                    Ok(()) => {
+                        // The new filter continues from the last event this client was sent:
+                        // what it has not been sent yet comes under the new filter.
+                        let start = match &w.last {
+                            Some(p) => Start::After(p),
+                            None => Start::Live,
+                        };
+                        w.sub = w.state.hub.subscribe(filter, Transport::WebSocket, start, snapshot);
+                        let ack = serde_json::json!({
+                            "type": "filter",
+                            "location_id": filter.location_ids(),
+                            "event_type": filter.event_types().iter().map(|t| t.name()).collect::<Vec<_>>(),
+                        });
+                        ws_frame(WsOpcode::Text, ack.to_string().as_bytes()).into()
+                    }
+                    Err(e) => {
+                        let json = serde_json::json!({"type": "error", "message": e});
+                        ws_frame(WsOpcode::Text, json.to_string().as_bytes()).into()
+                    }
+                },
+                Some(WsCommand::Error(e)) => {
+                    let json = serde_json::json!({"type": "error", "message": e});
+                    ws_frame(WsOpcode::Text, json.to_string().as_bytes()).into()
+                }
+                Some(WsCommand::Close(code, reason)) => {
+                    w.done = true;
+                    close_frame(code, &reason)
+                }
+                None => return None,
+            },
+            _ = w.ping.tick() => ws_frame(WsOpcode::Ping, b"").into(),
+        };
+        // Behind? Send the frames already queued in the same write.
+        let frame = match w.sub.queue.try_next_data() {
+            None => frame,
+            Some(more) if !w.done => {
+                let mut joined = frame.to_vec();
+                let mut next = Some(more);
+                while let Some(b) = next {
+                    if let Some(p) = last_position(&b) {
+                        w.last = Some(p);
+                    }
+                    joined.extend_from_slice(&b);
+                    next = if joined.len() < 1 << 18 {
+                        w.sub.queue.try_next_data()
+                    } else {
+                        None
+                    };
+                }
+                joined.into()
+            }
+            Some(more) => more,
+        };
+        Some((Ok(frame), w))
+    });
+    use actix_web::body::MessageBody;
+    let response = handshake
+        .message_body(actix_web::body::BodyStream::new(frames).boxed())?
+        .into();
     Ok(response)
 }

@@ -45,9 +45,39 @@ impl Transport {
                 out.extend_from_slice(b"\n\n");
                 out.into()
             }
-            Transport::WebSocket => Bytes::copy_from_slice(json),
+            Transport::WebSocket => ws_frame(WsOpcode::Text, json).into(),
         }
     }
+}
+
+/// The opcodes of the WebSocket frames the server sends (RFC 6455, section 5.2).
+#[derive(Clone, Copy, Debug)]
+pub enum WsOpcode {
+    Text = 0x1,
+    Close = 0x8,
+    Ping = 0x9,
+    Pong = 0xA,
+}
+
+/// A whole, unmasked WebSocket frame (server to client): built once per group and tick for
+/// events, so every member's socket gets the same shared bytes, not a copy framed per
+/// session.
+pub fn ws_frame(opcode: WsOpcode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    out.push(0x80 | opcode as u8);
+    match payload.len() {
+        n @ 0..=125 => out.push(n as u8),
+        n @ 126..=65_535 => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Live counters for /metrics.
@@ -650,7 +680,7 @@ impl FramedTick {
                     out.push(b'"');
                 }
                 out.extend_from_slice(b"]}");
-                Some((counted(out, &self.memory), n))
+                Some((counted(ws_frame(WsOpcode::Text, &out), &self.memory), n))
             }
         }
     }

@@ -75,6 +75,27 @@ try {
   const clock2 = await page.textContent('#clock');
   check(clock1 !== clock2 && /day \d+/.test(clock2), `the clock advances (${clock1} -> ${clock2})`);
 
+  // The WebSocket stream, from the browser itself (it offers permessage-deflate; the
+  // server answers without it): the clock message, then events for the filter.
+  const ws = await page.evaluate(() => new Promise((resolve, reject) => {
+    const socket = new WebSocket(`ws://${location.host}/v1/ws?location_id=3`);
+    const seen = { clock: false, events: 0, other: false, extensions: null };
+    socket.onopen = () => { seen.extensions = socket.extensions; };
+    socket.onmessage = (m) => {
+      const v = JSON.parse(m.data);
+      if (v.type === 'clock') seen.clock = true;
+      else if (v.type === 'events') {
+        seen.events += v.events.length;
+        seen.other = seen.other || v.events.some((e) => e.location_id !== 3);
+        if (seen.events >= 3) { socket.close(1000); resolve(seen); }
+      }
+    };
+    socket.onerror = () => reject(new Error('websocket error'));
+    setTimeout(() => resolve(seen), 15000);
+  }));
+  check(ws.clock && ws.events >= 3 && !ws.other,
+    `a browser WebSocket gets the clock and events for its filter (${JSON.stringify(ws)})`);
+
   // San Francisco first: drivers on the road, drawn, moving from ping to ping.
   const drawn = () => page.evaluate(() => window.caspersMap.drawn);
   const first = await until('drivers drawn', async () => { const d = await drawn(); return d.length ? d : null; });
@@ -164,6 +185,9 @@ try {
   check(true, 'the audience sees the speed change announced');
   await presenter.keyboard.press(' ');
   await until('space to pause', async () => (await serverClock()).paused);
+  // The page toggles from the clock it knows: wait until it has heard of the pause.
+  await until('the presenter page to show the pause', async () =>
+    (await presenter.textContent('#pause')) === 'resume');
   await presenter.keyboard.press(' ');
   await until('space to resume', async () => !(await serverClock()).paused);
   check(true, 'space pauses and resumes the server clock');
