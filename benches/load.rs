@@ -133,6 +133,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Raises the open-file limit for 30,000 sockets: to 200,000 where the process may (as
+/// root), else to the hard limit. The servers and the generator inherit it.
 fn raise_fd_limit() {
     // SAFETY: plain libc calls on a stack struct.
     unsafe {
@@ -141,8 +143,14 @@ fn raise_fd_limit() {
             rlim_max: 0,
         };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+            let wanted = libc::rlimit {
+                rlim_cur: rl.rlim_max.max(200_000),
+                rlim_max: rl.rlim_max.max(200_000),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                rl.rlim_cur = rl.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+            }
         }
     }
 }
@@ -407,14 +415,17 @@ fn report(stats: &Stats, groups: Vec<(u8, u64, u64)>) -> ReplicaReport {
 async fn subscribers_counted(addrs: &[SocketAddr]) -> usize {
     let mut count = 0.0;
     for &addr in addrs {
-        let Ok(mut s) = TcpStream::connect(addr).await else {
+        let Ok(Ok(mut s)) =
+            tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await
+        else {
             continue;
         };
         let _ = s
             .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await;
         let mut out = String::new();
-        let _ = s.read_to_string(&mut out).await;
+        // A server out of sockets never answers: do not wait for it forever.
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
         count += out
             .lines()
             .filter(|l| l.starts_with("caspers_subscribers{"))
