@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
 use caspers_replay::sinks::filter::Filter;
-use common::live::{LiveServer, SseClient, TOKEN, pairs, request, ws_connect, ws_events};
+use common::live::{
+    LiveServer, SseClient, TOKEN, pairs, request, ws_connect, ws_error_for, ws_events,
+};
 
 /// A 3-day generated dataset, shared by the tests of this binary.
 fn dataset() -> &'static (PathBuf, Dataset) {
@@ -334,21 +336,7 @@ fn websocket_receives_the_window_and_changes_its_filter_live() {
             .iter()
             .any(|m| m["type"] == "filter" && m["location_id"] == serde_json::json!([4]))
     );
-    ws.send(tungstenite::Message::text("{\"type\":\"dance\"}"))
-        .unwrap();
-    let mut others = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !others
-        .iter()
-        .any(|m: &serde_json::Value| m["type"] == "error")
-        && Instant::now() < deadline
-    {
-        ws_events(&mut ws, 1, Duration::from_millis(100), &mut others);
-    }
-    let error = others
-        .iter()
-        .find(|m| m["type"] == "error")
-        .expect("an error message");
+    let error = ws_error_for(&mut ws, "{\"type\":\"dance\"}");
     assert!(
         error["message"]
             .as_str()
@@ -505,23 +493,7 @@ fn a_location_the_dataset_lacks_gets_400_naming_the_ones_it_has() {
         );
     }
     let mut ws = ws_connect(&server, "");
-    ws.send(tungstenite::Message::text(
-        r#"{"type":"filter","location_id":[7]}"#,
-    ))
-    .unwrap();
-    let mut others = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !others
-        .iter()
-        .any(|m: &serde_json::Value| m["type"] == "error")
-        && Instant::now() < deadline
-    {
-        ws_events(&mut ws, 1, Duration::from_millis(100), &mut others);
-    }
-    let error = others
-        .iter()
-        .find(|m| m["type"] == "error")
-        .expect("an error message");
+    let error = ws_error_for(&mut ws, r#"{"type":"filter","location_id":[7]}"#);
     assert!(
         error["message"].as_str().unwrap().contains("location_id 7"),
         "{error}"

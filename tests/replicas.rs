@@ -120,6 +120,16 @@ fn clock_becomes(server: &LiveServer, what: &str, ok: impl Fn(&serde_json::Value
     }
 }
 
+/// Two replicas on `nats` (with `extra` options), their shared clock sought to `from`
+/// (paused) by the first and seen there by the second.
+fn two_replicas_at(nats: &Nats, extra: &[&str], from: i64) -> (LiveServer, LiveServer) {
+    let a = replica(nats, extra);
+    let b = replica(nats, extra);
+    a.control(&format!("{{\"seek\": {from}, \"paused\": true}}"));
+    clock_becomes(&b, "B follows A's seek", |c| c["sim_time"] == from as f64);
+    (a, b)
+}
+
 fn sim_end(state: &serde_json::Value) -> i64 {
     state["sim_time"].as_f64().unwrap().floor() as i64 + 1
 }
@@ -138,11 +148,8 @@ fn post_clock(server: &LiveServer, body: &str) -> (u16, String) {
 #[test]
 fn a_change_on_one_replica_shows_on_the_other_and_a_client_moves_between_them() {
     let nats = Nats::start("move");
-    let mut a = replica(&nats, &[]);
-    let b = replica(&nats, &[]);
     let from = DAY1 + 12 * 3600;
-    a.control(&format!("{{\"seek\": {from}, \"paused\": true}}"));
-    clock_becomes(&b, "B follows A's seek", |c| c["sim_time"] == from as f64);
+    let (mut a, b) = two_replicas_at(&nats, &[], from);
 
     let mut on_a = SseClient::connect(a.addr, "/v1/events?location_id=1", None);
     let mut stays_on_b = SseClient::connect(b.addr, "/v1/events", None);
@@ -194,11 +201,8 @@ fn a_change_on_one_replica_shows_on_the_other_and_a_client_moves_between_them() 
 #[test]
 fn with_nats_down_streams_go_on_changes_are_refused_then_work_again() {
     let mut nats = Nats::start("outage");
-    let a = replica(&nats, &[]);
-    let b = replica(&nats, &[]);
     let from = DAY1 + 17 * 3600;
-    a.control(&format!("{{\"seek\": {from}, \"paused\": true}}"));
-    clock_becomes(&b, "B follows A's seek", |c| c["sim_time"] == from as f64);
+    let (a, b) = two_replicas_at(&nats, &[], from);
     let mut on_a = SseClient::connect(a.addr, "/v1/events?location_id=2,3", None);
     let mut on_b = SseClient::connect(b.addr, "/v1/events?location_id=4", None);
     a.control(r#"{"speed": 1800, "paused": false}"#);
@@ -273,12 +277,9 @@ fn with_nats_down_streams_go_on_changes_are_refused_then_work_again() {
 #[test]
 fn publish_nats_puts_every_event_of_a_window_in_jetstream_once_per_subject() {
     let nats = Nats::start("publish");
-    let a = replica(&nats, &["--publish-nats", "caspers.test"]);
-    // A second publisher of the same events: JetStream keeps one copy by Nats-Msg-Id.
-    let b = replica(&nats, &["--publish-nats", "caspers.test"]);
     let from = DAY1 + 19 * 3600;
-    a.control(&format!("{{\"seek\": {from}, \"paused\": true}}"));
-    clock_becomes(&b, "B follows", |c| c["sim_time"] == from as f64);
+    // Both publish the same events: JetStream keeps one copy by Nats-Msg-Id.
+    let (a, _b) = two_replicas_at(&nats, &["--publish-nats", "caspers.test"], from);
     a.control(r#"{"speed": 3600, "paused": false}"#);
     std::thread::sleep(Duration::from_millis(800));
     let end = sim_end(&a.control(r#"{"paused": true}"#));

@@ -364,3 +364,21 @@ pub struct WsEvents<'a> {
     events: Vec<&'a serde_json::value::RawValue>,
     positions: Vec<String>,
 }
+
+/// Sends `text` on the WebSocket and returns the `error` message the server answers with.
+pub fn ws_error_for(ws: &mut tungstenite::WebSocket<TcpStream>, text: &str) -> serde_json::Value {
+    ws.send(tungstenite::Message::text(text)).unwrap();
+    let mut others = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !others
+        .iter()
+        .any(|m: &serde_json::Value| m["type"] == "error")
+        && Instant::now() < deadline
+    {
+        ws_events(ws, 1, Duration::from_millis(100), &mut others);
+    }
+    others
+        .into_iter()
+        .find(|m| m["type"] == "error")
+        .expect("an error message")
+}
