@@ -133,6 +133,14 @@ struct ServeArgs {
     /// (needs --nats).
     #[arg(long, value_name = "SUBJECT_PREFIX")]
     publish_nats: Option<String>,
+    /// An online tile layer for the map page, e.g.
+    /// 'https://tile.openstreetmap.org/{z}/{x}/{y}.png' (off by default: the page then loads
+    /// nothing from elsewhere).
+    #[arg(long, value_name = "URL_TEMPLATE", value_parser = parse_tiles)]
+    tiles: Option<String>,
+    /// The attribution the tile layer asks for, shown on the map.
+    #[arg(long, default_value = "map tiles © OpenStreetMap contributors")]
+    tiles_attribution: String,
 }
 
 fn main() -> ExitCode {
@@ -270,6 +278,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fresh: args.fresh,
         nats: args.nats.clone(),
         publish_nats: args.publish_nats.clone(),
+        tiles: args
+            .tiles
+            .clone()
+            .map(|t| (t, args.tiles_attribution.clone())),
     };
     let events = ds.events.len();
     actix_web::rt::System::new().block_on(async move {
@@ -329,6 +341,18 @@ fn parse_speed(text: &str) -> Result<f64, String> {
         _ => Err(format!(
             "'{text}' is not a speed (a number above 0, e.g. 1, 60, 3600)"
         )),
+    }
+}
+
+fn parse_tiles(text: &str) -> Result<String, String> {
+    let ok = ["{z}", "{x}", "{y}"].iter().all(|p| text.contains(p))
+        && (text.starts_with("http://") || text.starts_with("https://"));
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "'{text}' is not a tile URL template (expected http(s)://host/{{z}}/{{x}}/{{y}}.png)"
+        ))
     }
 }
 

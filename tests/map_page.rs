@@ -72,3 +72,98 @@ fn map_page_in_headless_chromium() {
     assert!(stdout.contains("ok: no console errors"), "{stdout}");
     assert!(std::fs::metadata(out_dir.join("map.png")).unwrap().len() > 20_000);
 }
+
+/// A 1x1 PNG (one opaque pixel), what the test's tile server answers for every tile.
+const PIXEL_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0x60, 0x68, 0x60, 0x00,
+    0x00, 0x00, 0x83, 0x00, 0x81, 0xc1, 0xa8, 0x69, 0x4d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+#[test]
+fn with_tiles_the_page_draws_the_online_layer_from_the_given_server() {
+    use std::io::Read;
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    assert!(
+        e2e.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: npm ci in tests/e2e (scripts/test.sh does it)"
+    );
+    // A tile server on 127.0.0.1 that records the paths asked for.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tile_base = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 2048];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(path) = head.split(' ').nth(1) {
+                seen.lock().unwrap().push(path.to_string());
+            }
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nAccess-Control-Allow-Origin: *\r\nConnection: close\r\n\r\n",
+                    PIXEL_PNG.len()
+                )
+                .as_bytes(),
+            );
+            let _ = s.write_all(PIXEL_PNG);
+        }
+    });
+    let dir = common::scratch_dir("map_tiles_dataset");
+    let opts = GenerateOptions {
+        days: 1,
+        seed: 9,
+        ..GenerateOptions::default()
+    };
+    generate(&opts, &dir, |_, _| {}).unwrap();
+    let template = format!("{tile_base}/{{z}}/{{x}}/{{y}}.png");
+    let server = LiveServer::start(&dir, &["--start-day", "0", "--tiles", &template]);
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("map_page");
+    let out = Command::new("node")
+        .arg(e2e.join("tiles.mjs"))
+        .arg(server.addr.to_string())
+        .arg(&tile_base)
+        .arg(&out_dir)
+        .output()
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The tiles asked for are Web Mercator tiles around San Francisco's kitchen.
+    let tiles: Vec<(u32, f64, f64)> = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            let mut parts = p
+                .trim_start_matches('/')
+                .trim_end_matches(".png")
+                .split('/');
+            let z: u32 = parts.next()?.parse().ok()?;
+            let x: f64 = parts.next()?.parse().ok()?;
+            let y: f64 = parts.next()?.parse().ok()?;
+            Some((z, x, y))
+        })
+        .collect();
+    assert!(tiles.len() >= 4, "{tiles:?}");
+    let (lat, lon) = (37.791024f64, -122.392865f64);
+    assert!(
+        tiles.iter().any(|&(z, x, y)| {
+            let n = f64::from(1u32 << z);
+            let kx = ((lon + 180.0) / 360.0 * n).floor();
+            let r = lat.to_radians();
+            let ky =
+                ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor();
+            (10..=17).contains(&z) && x == kx && y == ky
+        }),
+        "no tile holds the kitchen: {tiles:?}"
+    );
+}

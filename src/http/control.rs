@@ -16,6 +16,16 @@ pub async fn kitchens(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(&state.hub.dataset().kitchens)
 }
 
+/// What the map page draws under the drivers: the built-in base map, and an online tile
+/// layer only when the server was started with `--tiles`.
+pub async fn map_config(state: web::Data<AppState>) -> HttpResponse {
+    let (tiles, attribution) = match &state.tiles {
+        Some((t, a)) => (Some(t.as_str()), Some(a.as_str())),
+        None => (None, None),
+    };
+    HttpResponse::Ok().json(serde_json::json!({ "tiles": tiles, "tiles_attribution": attribution }))
+}
+
 pub async fn get_clock(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.clock.state())
 }

@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub nats: Option<String>,
     /// Publish every event to JetStream under this subject prefix.
     pub publish_nats: Option<String>,
+    /// An online tile layer for the map page (URL template) and its attribution.
+    pub tiles: Option<(String, String)>,
 }
 
 /// How the clock was set up, for the start-up message.
@@ -64,6 +66,8 @@ pub(crate) struct AppState {
     pub hub: Arc<Hub>,
     pub clock: ClockHandle,
     pub token: String,
+    /// The map page's online tile layer (URL template, attribution), if any.
+    pub tiles: Option<(String, String)>,
     pub max_clients: usize,
     pub clients: AtomicUsize,
     pub rejected: AtomicU64,
@@ -169,6 +173,7 @@ impl Server {
             hub: Arc::clone(&hub),
             clock,
             token: opts.control_token.clone(),
+            tiles: opts.tiles.clone(),
             max_clients: opts.max_clients,
             clients: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),
@@ -186,6 +191,7 @@ impl Server {
                 .route("/metrics", web::get().to(control::metrics))
                 .route("/v1/clock", web::get().to(control::get_clock))
                 .route("/v1/kitchens", web::get().to(control::kitchens))
+                .route("/v1/map", web::get().to(control::map_config))
                 .route("/v1/clock", web::post().to(control::post_clock))
                 .route("/v1/events", web::get().to(stream::sse))
                 .route("/v1/ws", web::get().to(stream::websocket))
