@@ -25,9 +25,28 @@ pub fn seal_json(pretty_object: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Why a sealed JSON file was not read.
+#[derive(Debug)]
+pub enum SealedError {
+    /// It is not JSON of the expected shape (the parser's words).
+    NotJson(String),
+    /// It parses, but its checksum does not match: damaged (what is wrong).
+    Damaged(String),
+}
+
+/// Reads a file written by [`seal_json`] into `T`, checking its checksum first.
+pub fn read_sealed_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SealedError> {
+    let parsed = serde_json::from_slice::<T>(bytes);
+    match (open_sealed_json(bytes), parsed) {
+        (_, Err(e)) => Err(SealedError::NotJson(e.to_string())),
+        (Err(e), Ok(_)) => Err(SealedError::Damaged(e)),
+        (Ok(_), Ok(value)) => Ok(value),
+    }
+}
+
 /// Checks a file written by [`seal_json`]; returns it (a JSON object whose `crc32c` member
 /// readers ignore) or what is wrong.
-pub fn open_sealed_json(bytes: &[u8]) -> Result<&[u8], String> {
+fn open_sealed_json(bytes: &[u8]) -> Result<&[u8], String> {
     let Some(at) = bytes.windows(MEMBER.len()).rposition(|w| w == MEMBER) else {
         return Err("it has no checksum (damaged, or written by hand)".into());
     };

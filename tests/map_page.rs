@@ -7,27 +7,27 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use caspers_replay::dataset::generate::{GenerateOptions, generate};
 use common::live::{LiveServer, TOKEN};
 
-#[test]
-fn map_page_in_headless_chromium() {
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+/// tests/e2e, with its node modules and Debian's chromium installed (scripts/test.sh
+/// installs both).
+fn e2e_dir() -> std::path::PathBuf {
     assert!(
         Path::new("/usr/bin/chromium").is_file(),
         "Debian's chromium is missing: apt-get install chromium (scripts/test.sh does it)"
     );
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
     assert!(
         e2e.join("node_modules/playwright-core").is_dir(),
         "playwright-core is missing: npm ci in tests/e2e (scripts/test.sh does it)"
     );
-    let dir = common::scratch_dir("map_dataset");
-    let opts = GenerateOptions {
-        days: 2,
-        seed: 8,
-        ..GenerateOptions::default()
-    };
-    generate(&opts, &dir, |_, _| {}).unwrap();
+    e2e
+}
+
+#[test]
+fn map_page_in_headless_chromium() {
+    let e2e = e2e_dir();
+    let (dir, _) = common::generated_dataset("map_dataset", 2, 8);
     // Day 1 at noon is busy; 600x moves drivers visibly within a second.
     let server = LiveServer::start(&dir, &["--start-day", "1", "--speed", "600"]);
     server.control(&format!(
@@ -85,11 +85,7 @@ const PIXEL_PNG: &[u8] = &[
 #[test]
 fn with_tiles_the_page_draws_the_online_layer_from_the_given_server() {
     use std::io::Read;
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
-    assert!(
-        e2e.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: npm ci in tests/e2e (scripts/test.sh does it)"
-    );
+    let e2e = e2e_dir();
     // A tile server on 127.0.0.1 that records the paths asked for.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let tile_base = format!("http://{}", listener.local_addr().unwrap());
@@ -114,13 +110,7 @@ fn with_tiles_the_page_draws_the_online_layer_from_the_given_server() {
             let _ = s.write_all(PIXEL_PNG);
         }
     });
-    let dir = common::scratch_dir("map_tiles_dataset");
-    let opts = GenerateOptions {
-        days: 1,
-        seed: 9,
-        ..GenerateOptions::default()
-    };
-    generate(&opts, &dir, |_, _| {}).unwrap();
+    let (dir, _) = common::generated_dataset("map_tiles_dataset", 1, 9);
     let template = format!("{tile_base}/{{z}}/{{x}}/{{y}}.png");
     let server = LiveServer::start(&dir, &["--start-day", "0", "--tiles", &template]);
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("map_page");

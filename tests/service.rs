@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
-use caspers_replay::dataset::generate::{GenerateOptions, generate};
 use caspers_replay::sinks::filter::Filter;
 use common::live::{LiveServer, SseClient, expected, pairs, ws_connect, ws_events};
 
@@ -212,13 +211,7 @@ fn a_damaged_state_file_or_one_of_another_dataset_is_refused_and_left_alone() {
 
     // Another dataset's clock.
     std::fs::write(&state, &good).unwrap();
-    let other = common::scratch_dir("service_other_dataset");
-    let opts = GenerateOptions {
-        days: 2,
-        seed: 12,
-        ..GenerateOptions::default()
-    };
-    generate(&opts, &other, |_, _| {}).unwrap();
+    let (other, _) = common::generated_dataset("service_other_dataset", 2, 12);
     let msg = refused(&state, &other);
     assert!(msg.contains("another dataset"), "{msg}");
     assert_eq!(std::fs::read(&state).unwrap(), good);

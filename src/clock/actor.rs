@@ -43,6 +43,16 @@ pub struct ClockState {
     pub dataset_days: i64,
 }
 
+impl ClockState {
+    /// The clock message clients get (`"type": "clock"`), saying why it was sent.
+    pub fn message(&self, reason: &str) -> String {
+        let mut json = serde_json::to_value(self).expect("serializable");
+        json["type"] = "clock".into();
+        json["reason"] = reason.into();
+        json.to_string()
+    }
+}
+
 /// A presenter's change.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Command {
@@ -438,11 +448,8 @@ impl ClockTask {
     fn publish(&mut self, now: f64, reason: &str) -> ClockState {
         let state = describe(&self.clock, &self.timeline, self.ended, now);
         self.state.send_replace(state.clone());
-        let mut json = serde_json::to_value(&state).expect("serializable");
-        json["type"] = "clock".into();
-        json["reason"] = reason.into();
         self.hub
-            .broadcast_control("clock", json.to_string().as_bytes());
+            .broadcast_control("clock", state.message(reason).as_bytes());
         state
     }
 }
@@ -475,7 +482,6 @@ fn edit(record: &mut ClockRecord, commands: &[Command], at: f64, closing: i64) {
             }
         }
     }
-    record.clock.anchor_wall = at;
     record.reason = reason.into();
 }
 

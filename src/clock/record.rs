@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::SimClock;
-use crate::checksum::{open_sealed_json, seal_json};
+use crate::checksum::{SealedError, read_sealed_json, seal_json};
 use crate::dataset::{Dataset, DatasetIdentity};
 use crate::time::{format_rfc3339, now_unix_f64};
 
@@ -73,22 +73,21 @@ impl ClockRecord {
         seal_json(&serde_json::to_vec_pretty(&r).expect("serializable"))
     }
 
-    /// Reads a record, checking its checksum, that it is one, and that it belongs to `ds`
-    /// with the same looping; says what is wrong otherwise.
-    pub fn from_bytes(bytes: &[u8], ds: &Dataset, looping: bool) -> Result<ClockRecord, String> {
-        let parsed = serde_json::from_slice::<ClockRecord>(bytes);
-        if let Err(e) = open_sealed_json(bytes) {
-            return Err(match parsed {
-                Err(parse) => format!("it is not a caspers-replay clock state ({parse})"),
-                Ok(_) => format!("it is damaged: {e}"),
-            });
-        }
-        let r = parsed.map_err(|e| format!("it is not a caspers-replay clock state ({e})"))?;
+    /// Reads a record, checking its checksum, that it is one, and that it belongs to the
+    /// dataset `here` with the same looping; says what is wrong otherwise.
+    pub fn from_bytes(
+        bytes: &[u8],
+        here: &DatasetIdentity,
+        looping: bool,
+    ) -> Result<ClockRecord, String> {
+        let r: ClockRecord = read_sealed_json(bytes).map_err(|e| match e {
+            SealedError::NotJson(e) => format!("it is not a caspers-replay clock state ({e})"),
+            SealedError::Damaged(e) => format!("it is damaged: {e}"),
+        })?;
         if r.format != FORMAT {
             return Err(format!("its format is '{}', not '{FORMAT}'", r.format));
         }
-        let here = ds.identity();
-        if r.dataset != here {
+        if r.dataset != *here {
             return Err(format!(
                 "it belongs to another dataset ({} events, SHA-1 {}; this one has {} events, SHA-1 {})",
                 r.dataset.events, r.dataset.fingerprint, here.events, here.fingerprint

@@ -145,18 +145,8 @@ impl SharedClock {
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<ClockRecord, String> {
-        let record: ClockRecord = serde_json::from_slice(
-            crate::checksum::open_sealed_json(bytes)
-                .map_err(|e| format!("the clock in NATS is damaged: {e}"))?,
-        )
-        .map_err(|e| format!("the clock in NATS is not a clock record: {e}"))?;
-        if record.dataset != self.ds_identity || record.looping != self.looping {
-            return Err(format!(
-                "the clock in NATS at {} was made for another dataset or --loop setting",
-                self.url
-            ));
-        }
-        Ok(record)
+        ClockRecord::from_bytes(bytes, &self.ds_identity, self.looping)
+            .map_err(|why| format!("the clock in NATS at {} cannot be used: {why}", self.url))
     }
 
     /// Writes `record` if the entry is still at `revision`.

@@ -55,7 +55,7 @@ impl StateFile {
             None
         } else {
             match std::fs::read(path) {
-                Ok(bytes) => Some(ClockRecord::from_bytes(&bytes, ds, looping).map_err(|why| {
+                Ok(bytes) => Some(ClockRecord::from_bytes(&bytes, &ds.identity(), looping).map_err(|why| {
                     format!(
                         "the clock state file {shown} cannot be used: {why}. It was left as it is: \
                          remove it, start with --fresh (the clock starts over), or use another --state FILE"

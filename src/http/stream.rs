@@ -15,7 +15,7 @@ use super::params::{bad_request, stream_params};
 use super::{AppState, ClientSlot};
 use crate::sinks::filter::Filter;
 use crate::sinks::hub::{Start, Subscription, Transport, WsOpcode, ws_frame};
-use crate::sinks::queue::Outgoing;
+use crate::sinks::queue::{ClientQueue, Outgoing};
 
 /// The connection's socket (set when it is accepted).
 #[derive(Clone, Copy)]
@@ -89,11 +89,9 @@ fn too_many() -> HttpResponse {
 /// The first clock message: `restarted` for a client resuming from a position that an
 /// earlier process (or another replica) sent, `connected` otherwise.
 fn clock_message(state: &AppState, transport: Transport, from: Option<&str>) -> Bytes {
-    let mut json = serde_json::to_value(state.clock.state()).expect("serializable");
-    json["type"] = "clock".into();
     let restarted = from.is_some_and(|p| state.hub.sent_before_this_process(p));
-    json["reason"] = if restarted { "restarted" } else { "connected" }.into();
-    transport.control("clock", json.to_string().as_bytes())
+    let reason = if restarted { "restarted" } else { "connected" };
+    transport.control("clock", state.clock.state().message(reason).as_bytes())
 }
 
 /// A position another replica sent a moment before this one's clock got there: wait (a
@@ -194,21 +192,7 @@ pub async fn sse(
         let chunk = match next {
             Err(_) => Bytes::from_static(b": keep-alive\n\n"),
             Ok(Outgoing::Events(bytes, _) | Outgoing::Control(bytes)) => {
-                // Behind? Send what else is queued in the same write.
-                match w.sub.queue.try_next_data() {
-                    None => bytes,
-                    Some(more) => {
-                        let mut joined = bytes.to_vec();
-                        joined.extend_from_slice(&more);
-                        while joined.len() < 1 << 18 {
-                            match w.sub.queue.try_next_data() {
-                                Some(b) => joined.extend_from_slice(&b),
-                                None => break,
-                            }
-                        }
-                        joined.into()
-                    }
-                }
+                with_queued(bytes, &w.sub.queue, |_| {})
             }
             Ok(Outgoing::Lagged(missed)) => lagged_message(&w.state, Transport::Sse, missed),
             Ok(Outgoing::Close(reason)) => {
@@ -224,6 +208,26 @@ pub async fn sse(
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body)
+}
+
+/// `first`, followed by what else is queued right now (up to 256 KiB): a writer that fell
+/// behind sends several ticks in one write. `added` sees each chunk taken along.
+fn with_queued(first: Bytes, queue: &ClientQueue, mut added: impl FnMut(&[u8])) -> Bytes {
+    let Some(more) = queue.try_next_data() else {
+        return first;
+    };
+    let mut joined = first.to_vec();
+    let mut next = Some(more);
+    while let Some(chunk) = next {
+        added(&chunk);
+        joined.extend_from_slice(&chunk);
+        next = if joined.len() < 1 << 18 {
+            queue.try_next_data()
+        } else {
+            None
+        };
+    }
+    joined.into()
 }
 
 /// The last position in a WebSocket events message (`…,"positions":[…,"TAG-L-R"]}`).
@@ -446,26 +450,16 @@ pub async fn websocket(
             },
             _ = w.ping.tick() => ws_frame(WsOpcode::Ping, b"").into(),
         };
-        // Behind? Send the frames already queued in the same write.
-        let frame = match w.sub.queue.try_next_data() {
-            None => frame,
-            Some(more) if !w.done => {
-                let mut joined = frame.to_vec();
-                let mut next = Some(more);
-                while let Some(b) = next {
-                    if let Some(p) = last_position(&b) {
-                        w.last = Some(p);
-                    }
-                    joined.extend_from_slice(&b);
-                    next = if joined.len() < 1 << 18 {
-                        w.sub.queue.try_next_data()
-                    } else {
-                        None
-                    };
+        // A close frame is the last; anything else takes what is queued along.
+        let frame = if w.done {
+            frame
+        } else {
+            let last = &mut w.last;
+            with_queued(frame, &w.sub.queue, |b| {
+                if let Some(p) = last_position(b) {
+                    *last = Some(p);
                 }
-                joined.into()
-            }
-            Some(more) => more,
+            })
         };
         Some((Ok(frame), w))
     });

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::write_atomically;
-use crate::checksum::{open_sealed_json, seal_json};
+use crate::checksum::{SealedError, read_sealed_json, seal_json};
 pub use crate::dataset::DatasetIdentity;
 use crate::time::format_rfc3339;
 
@@ -59,14 +59,10 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read: {e}")),
         };
-        let parsed = serde_json::from_slice::<Checkpoint>(&bytes);
-        if let Err(e) = open_sealed_json(&bytes) {
-            return Err(match parsed {
-                Err(parse) => format!("not a caspers-replay checkpoint ({parse})"),
-                Ok(_) => format!("the checkpoint is damaged: {e}"),
-            });
-        }
-        let cp = parsed.map_err(|e| format!("not a caspers-replay checkpoint ({e})"))?;
+        let cp: Checkpoint = read_sealed_json(&bytes).map_err(|e| match e {
+            SealedError::NotJson(e) => format!("not a caspers-replay checkpoint ({e})"),
+            SealedError::Damaged(e) => format!("the checkpoint is damaged: {e}"),
+        })?;
         if cp.format != FORMAT {
             return Err(format!(
                 "unknown checkpoint format '{}' (expected '{FORMAT}')",

@@ -1,13 +1,10 @@
 // Frame rate of the map page under load, in headless Chromium: N drivers on the road, each
 // pinging every frame (at 3600x a driver pings 60 times a wall second). Prints the figures.
 // usage: node fps.mjs HOST:PORT DRIVERS SECONDS
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [addr, drivers = '500', seconds = '5'] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   await page.goto(`http://${addr}/`);

@@ -1,27 +1,13 @@
 // End-to-end test of the map page in a real headless Chromium (Debian's chromium, driven
 // by playwright-core). usage: node map.mjs HOST:PORT TOKEN OUT_DIR
 // Prints what it checked; exits non-zero on the first failed check.
-import { chromium } from 'playwright-core';
+import { check, launch, sleep, until } from './browser.mjs';
 import { mkdirSync, statSync } from 'node:fs';
 
 const [addr, token, outDir] = process.argv.slice(2);
 const base = `http://${addr}/`;
 mkdirSync(outDir, { recursive: true });
 
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok: ${what}`);
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(what, fn, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`FAILED: timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 const serverClock = async () => (await fetch(`${base}v1/clock`)).json();
 
 // The colour of each point (CSS pixels) in a real screenshot of the page, decoded by the
@@ -50,10 +36,7 @@ async function screenshotColours(page, path, points) {
 }
 const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(',');
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const errors = [];

@@ -1,19 +1,10 @@
 // The map page with an online tile layer (serve --tiles), in headless Chromium.
 // usage: node tiles.mjs HOST:PORT TILE_BASE OUT_DIR
 // Prints what it checked; exits non-zero on the first failed check.
-import { chromium } from 'playwright-core';
+import { check, launch, sleep } from './browser.mjs';
 
 const [addr, tileBase, outDir] = process.argv.slice(2);
-function check(ok, what) {
-  if (!ok) throw new Error(`FAILED: ${what}`);
-  console.log(`ok: ${what}`);
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const errors = [];
