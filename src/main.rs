@@ -133,6 +133,10 @@ struct ServeArgs {
     /// (needs --nats).
     #[arg(long, value_name = "SUBJECT_PREFIX")]
     publish_nats: Option<String>,
+    /// Never compress WebSocket messages, even for clients that offer permessage-deflate
+    /// (by default a group's messages are compressed once and shared by its members).
+    #[arg(long)]
+    no_ws_deflate: bool,
     /// An online tile layer for the map page, e.g.
     /// 'https://tile.openstreetmap.org/{z}/{x}/{y}.png' (off by default: the page then loads
     /// nothing from elsewhere).
@@ -278,6 +282,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         fresh: args.fresh,
         nats: args.nats.clone(),
         publish_nats: args.publish_nats.clone(),
+        ws_deflate: !args.no_ws_deflate,
         tiles: args
             .tiles
             .clone()

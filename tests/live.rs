@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use caspers_replay::dataset::Dataset;
 use caspers_replay::sinks::filter::Filter;
 use common::live::{
-    LiveServer, SseClient, TOKEN, pairs, request, ws_connect, ws_error_for, ws_events,
+    DeflateWs, LiveServer, SseClient, TOKEN, WsClient, pairs, request, ws_connect, ws_error_for,
+    ws_events,
 };
 
 /// A 3-day generated dataset, shared by the tests of this binary.
@@ -346,6 +347,47 @@ fn websocket_receives_the_window_and_changes_its_filter_live() {
 }
 
 #[test]
+fn websocket_with_and_without_permessage_deflate_receives_exactly_the_window() {
+    for (server_flags, compresses) in [(&[][..], true), (&["--no-ws-deflate"][..], false)] {
+        let server = paused_server(server_flags);
+        let start = DAY1 + 18 * 3600;
+        seek(&server, start);
+        let mut deflate_all = DeflateWs::connect(&server, "");
+        let mut deflate_one = DeflateWs::connect(&server, "?location_id=3");
+        let mut plain = ws_connect(&server, "?location_id=3");
+        assert_eq!(deflate_all.negotiated, compresses);
+        server.control(r#"{"speed": 3600, "paused": false}"#);
+        std::thread::sleep(Duration::from_millis(700));
+        let end = sim_end(&server.control(r#"{"paused": true}"#));
+        let all = expected(start, end, Filter::default());
+        let one = expected(start, end, Filter::new(&[3], &[]));
+        let mut others = Vec::new();
+        let timeout = Duration::from_secs(10);
+        let got = ws_events(&mut deflate_all, all.len(), timeout, &mut others);
+        assert_eq!(got.len(), all.len(), "{others:?}");
+        assert!(got == all, "every event, in order, byte for byte");
+        assert!(ws_events(&mut deflate_one, one.len(), timeout, &mut others) == one);
+        assert!(ws_events(&mut plain, one.len(), timeout, &mut others) == one);
+        if compresses {
+            assert!(deflate_all.compressed > 0);
+            assert!(
+                deflate_all.wire_bytes * 3 < deflate_all.inflated_bytes,
+                "compressed to under a third: {} of {} bytes",
+                deflate_all.wire_bytes,
+                deflate_all.inflated_bytes
+            );
+        } else {
+            assert_eq!(deflate_all.compressed, 0);
+        }
+        // Compressed messages from the client, the second using the first's context.
+        let e1 = ws_error_for(&mut deflate_one, r#"{"type":"filter","location_id":[99]}"#);
+        let e2 = ws_error_for(&mut deflate_one, r#"{"type":"filter","location_id":[98]}"#);
+        assert!(e1["message"].as_str().unwrap().contains("location_id 99"));
+        assert!(e2["message"].as_str().unwrap().contains("location_id 98"));
+    }
+}
+
+#[test]
 fn snapshot_holds_the_orders_in_flight() {
     let server = paused_server(&[]);
     let at = DAY1 + 12 * 3600 + 30 * 60;
@@ -503,17 +545,29 @@ fn a_location_the_dataset_lacks_gets_400_naming_the_ones_it_has() {
 #[test]
 fn a_websocket_filter_change_mid_stream_continues_from_the_last_event_sent() {
     let server = paused_server(&[]);
+    let ws = ws_connect(&server, "?location_id=1");
+    filter_change_continues(&server, ws);
+}
+
+#[test]
+fn a_filter_change_over_permessage_deflate_continues_from_the_last_event_sent() {
+    let server = paused_server(&[]);
+    let ws = DeflateWs::connect(&server, "?location_id=1");
+    assert!(ws.negotiated);
+    filter_change_continues(&server, ws);
+}
+
+/// Events for location 1, then a change to location 3 mid-stream (the message sent while
+/// the clock runs): up to the acknowledgement the old filter's events, after it the new
+/// one's from just after the last event sent, nothing lost or repeated.
+fn filter_change_continues(server: &LiveServer, mut ws: impl WsClient) {
     let start = DAY1 + 12 * 3600;
-    seek(&server, start);
-    let mut ws = ws_connect(&server, "?location_id=1");
+    seek(server, start);
     server.control(r#"{"speed": 3600, "paused": false}"#);
     let mut others = Vec::new();
     let mut before = ws_events(&mut ws, 25, Duration::from_secs(10), &mut others);
     assert!(before.len() >= 25);
-    ws.send(tungstenite::Message::text(
-        r#"{"type":"filter","location_id":[3]}"#,
-    ))
-    .unwrap();
+    ws.send_text(r#"{"type":"filter","location_id":[3]}"#);
     // Until the acknowledgement: events under the old filter.
     let mut after = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);

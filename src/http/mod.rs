@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub nats: Option<String>,
     /// Publish every event to JetStream under this subject prefix.
     pub publish_nats: Option<String>,
+    /// Compress WebSocket messages for clients that offer permessage-deflate.
+    pub ws_deflate: bool,
     /// An online tile layer for the map page (URL template) and its attribution.
     pub tiles: Option<(String, String)>,
 }
@@ -68,6 +70,7 @@ pub(crate) struct AppState {
     pub token: String,
     /// The map page's online tile layer (URL template, attribution), if any.
     pub tiles: Option<(String, String)>,
+    pub ws_deflate: bool,
     pub max_clients: usize,
     pub clients: AtomicUsize,
     pub rejected: AtomicU64,
@@ -174,6 +177,7 @@ impl Server {
             clock,
             token: opts.control_token.clone(),
             tiles: opts.tiles.clone(),
+            ws_deflate: opts.ws_deflate,
             max_clients: opts.max_clients,
             clients: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),

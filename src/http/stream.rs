@@ -13,9 +13,11 @@ use serde::Deserialize;
 
 use super::params::{bad_request, stream_params};
 use super::{AppState, ClientSlot};
+use crate::clock::Position;
 use crate::sinks::filter::Filter;
-use crate::sinks::hub::{Start, Subscription, Transport, WsOpcode, ws_frame};
+use crate::sinks::hub::{Start, Subscription, Transport};
 use crate::sinks::queue::{ClientQueue, Outgoing};
+use crate::sinks::websocket::{self, ClientMessage, MessageReader, WsOpcode};
 
 /// The connection's socket (set when it is accepted).
 #[derive(Clone, Copy)]
@@ -191,9 +193,8 @@ pub async fn sse(
         };
         let chunk = match next {
             Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-            Ok(Outgoing::Events(bytes, _) | Outgoing::Control(bytes)) => {
-                with_queued(bytes, &w.sub.queue, |_| {})
-            }
+            Ok(Outgoing::Events(chunk)) => with_queued(chunk.bytes, &w.sub.queue, |_| {}),
+            Ok(Outgoing::Control(bytes)) => with_queued(bytes, &w.sub.queue, |_| {}),
             Ok(Outgoing::Lagged(missed)) => lagged_message(&w.state, Transport::Sse, missed),
             Ok(Outgoing::Close(reason)) => {
                 w.done = true;
@@ -211,15 +212,20 @@ pub async fn sse(
 }
 
 /// `first`, followed by what else is queued right now (up to 256 KiB): a writer that fell
-/// behind sends several ticks in one write. `added` sees each chunk taken along.
-fn with_queued(first: Bytes, queue: &ClientQueue, mut added: impl FnMut(&[u8])) -> Bytes {
+/// behind sends several ticks in one write. `added` sees the last position of each chunk
+/// taken along.
+fn with_queued(
+    first: Bytes,
+    queue: &ClientQueue,
+    mut added: impl FnMut(Option<Position>),
+) -> Bytes {
     let Some(more) = queue.try_next_data() else {
         return first;
     };
     let mut joined = first.to_vec();
     let mut next = Some(more);
-    while let Some(chunk) = next {
-        added(&chunk);
+    while let Some((chunk, last)) = next {
+        added(last);
         joined.extend_from_slice(&chunk);
         next = if joined.len() < 1 << 18 {
             queue.try_next_data()
@@ -230,17 +236,10 @@ fn with_queued(first: Bytes, queue: &ClientQueue, mut added: impl FnMut(&[u8])) 
     joined.into()
 }
 
-/// The last position in a WebSocket events message (`…,"positions":[…,"TAG-L-R"]}`).
-fn last_position(message: &[u8]) -> Option<String> {
-    let body = message.strip_suffix(b"\"]}")?;
-    let start = body.iter().rposition(|&b| b == b'"')? + 1;
-    std::str::from_utf8(&body[start..]).ok().map(str::to_string)
-}
-
 /// A WebSocket client's message: a new filter (and optionally a snapshot for it).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClientMessage {
+struct FilterMessage {
     #[serde(rename = "type")]
     kind: String,
     location_id: Option<Vec<u8>>,
@@ -250,7 +249,7 @@ struct ClientMessage {
 }
 
 fn parse_filter_message(text: &str) -> Result<(Filter, bool), String> {
-    let m: ClientMessage = serde_json::from_str(text).map_err(|e| {
+    let m: FilterMessage = serde_json::from_str(text).map_err(|e| {
         format!(
             "expected {{\"type\":\"filter\",\"location_id\":[1],\"event_type\":[\"driver_ping\"],\"snapshot\":false}}: {e}"
         )
@@ -287,7 +286,7 @@ fn close_frame(code: u16, reason: &str) -> Bytes {
         end -= 1;
     }
     payload.extend_from_slice(&reason.as_bytes()[..end]);
-    ws_frame(WsOpcode::Close, &payload).into()
+    websocket::frame(WsOpcode::Close, &payload).into()
 }
 
 /// `GET /v1/ws?location_id=..&event_type=..&snapshot=1&from=POSITION`
@@ -296,6 +295,8 @@ fn close_frame(code: u16, reason: &str) -> Bytes {
 /// session: the hub frames each tick once per group, and the writer hands those shared
 /// frames straight to the connection, pulled only as fast as the socket takes them (a
 /// session that buffers messages per connection let a slow reader hold 32 ticks of its own).
+/// A client that offers permessage-deflate gets it (unless the server runs with
+/// `--no-ws-deflate`): its group's messages are compressed once for all its members.
 pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
@@ -310,6 +311,20 @@ pub async fn websocket(
         Ok(h) => h,
         Err(e) => return Ok(bad_request(&format!("not a WebSocket handshake: {e}"))),
     };
+    let deflate = state.ws_deflate
+        && req
+            .headers()
+            .get_all("sec-websocket-extensions")
+            .filter_map(|v| v.to_str().ok())
+            .any(websocket::deflate_offered);
+    if deflate {
+        handshake.insert_header(("sec-websocket-extensions", websocket::DEFLATE_RESPONSE));
+    }
+    let transport = if deflate {
+        Transport::WebSocketDeflate
+    } else {
+        Transport::WebSocket
+    };
     let state = state.into_inner();
     let Some(slot) = state.take_slot() else {
         return Ok(too_many());
@@ -321,42 +336,31 @@ pub async fn websocket(
     };
     let sub = state
         .hub
-        .subscribe(params.filter, Transport::WebSocket, start, params.snapshot);
+        .subscribe(params.filter, transport, start, params.snapshot);
 
     // The reader: decodes the client's frames and hands what they ask to the writer.
     let (commands_tx, commands) = tokio::sync::mpsc::channel::<WsCommand>(16);
     let mut payload = body;
     actix_web::rt::spawn(async move {
-        use actix_codec::Decoder;
         use futures_util::StreamExt;
-        let mut codec = actix_http::ws::Codec::new().max_size(64 * 1024);
-        let mut buf = bytes::BytesMut::new();
+        let mut reader = MessageReader::new(deflate, 64 * 1024);
         let command = 'read: loop {
             match payload.next().await {
-                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => reader.extend(&chunk),
                 _ => break WsCommand::Close(1000, String::new()),
             }
             loop {
-                let frame = match codec.decode(&mut buf) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
-                    Err(e) => break 'read WsCommand::Close(1002, e.to_string()),
-                };
-                let command = match frame {
-                    actix_http::ws::Frame::Ping(b) => WsCommand::Pong(b),
-                    actix_http::ws::Frame::Text(t) => {
-                        match std::str::from_utf8(&t)
-                            .map_err(|_| "a text message must be UTF-8".to_string())
-                            .and_then(parse_filter_message)
-                        {
-                            Ok((filter, snapshot)) => WsCommand::Filter(filter, snapshot),
-                            Err(e) => WsCommand::Error(e),
-                        }
-                    }
-                    actix_http::ws::Frame::Close(_) => {
+                let command = match reader.next_message() {
+                    Ok(Some(ClientMessage::Ping(b))) => WsCommand::Pong(b),
+                    Ok(Some(ClientMessage::Text(t))) => match parse_filter_message(&t) {
+                        Ok((filter, snapshot)) => WsCommand::Filter(filter, snapshot),
+                        Err(e) => WsCommand::Error(e),
+                    },
+                    Ok(Some(ClientMessage::Close)) => {
                         break 'read WsCommand::Close(1000, String::new());
                     }
-                    _ => continue,
+                    Ok(None) => break,
+                    Err(e) => break 'read WsCommand::Close(e.code, e.reason),
                 };
                 if commands_tx.send(command).await.is_err() {
                     return;
@@ -372,20 +376,19 @@ pub async fn websocket(
         _slot: ClientSlot,
         commands: tokio::sync::mpsc::Receiver<WsCommand>,
         ping: tokio::time::Interval,
-        /// The position of the last event sent: where a filter change continues from.
-        last: Option<String>,
+        /// Where the client started (`from`), then the last event sent: where a filter
+        /// change continues from.
+        from: Option<String>,
+        last: Option<Position>,
         first: Option<Bytes>,
         done: bool,
     }
     let mut ping = tokio::time::interval(KEEP_ALIVE);
     ping.reset();
     let writer = Writer {
-        first: Some(clock_message(
-            &state,
-            Transport::WebSocket,
-            params.from.as_deref(),
-        )),
-        last: params.from.clone(),
+        first: Some(clock_message(&state, transport, params.from.as_deref())),
+        from: params.from.clone(),
+        last: None,
         sub,
         state,
         _slot: slot,
@@ -393,7 +396,7 @@ pub async fn websocket(
         ping,
         done: false,
     };
-    let frames = futures_util::stream::unfold(writer, |mut w| async move {
+    let frames = futures_util::stream::unfold(writer, move |mut w| async move {
         if let Some(first) = w.first.take() {
             return Some((Ok::<_, actix_web::Error>(first), w));
         }
@@ -402,45 +405,44 @@ pub async fn websocket(
         }
         let frame = tokio::select! {
             item = w.sub.queue.next() => match item {
-                Outgoing::Events(frame, _) => {
-                    if let Some(p) = last_position(&frame) {
-                        w.last = Some(p);
-                    }
-                    frame
+                Outgoing::Events(chunk) => {
+                    w.last = chunk.last.or(w.last);
+                    chunk.bytes
                 }
                 Outgoing::Control(frame) => frame,
-                Outgoing::Lagged(missed) => lagged_message(&w.state, Transport::WebSocket, missed),
+                Outgoing::Lagged(missed) => lagged_message(&w.state, transport, missed),
                 Outgoing::Close(reason) => {
                     w.done = true;
                     close_frame(1001, &reason)
                 }
             },
             command = w.commands.recv() => match command {
-                Some(WsCommand::Pong(payload)) => ws_frame(WsOpcode::Pong, &payload).into(),
+                Some(WsCommand::Pong(payload)) => websocket::frame(WsOpcode::Pong, &payload).into(),
                 Some(WsCommand::Filter(filter, snapshot)) => match w.state.hub.check_filter(&filter) {
                     Ok(()) => {
                         // The new filter continues from the last event this client was sent:
                         // what it has not been sent yet comes under the new filter.
-                        let start = match &w.last {
+                        let last = w.last.map(|p| p.to_text(&w.state.hub.tag)).or(w.from.clone());
+                        let start = match &last {
                             Some(p) => Start::After(p),
                             None => Start::Live,
                         };
-                        w.sub = w.state.hub.subscribe(filter, Transport::WebSocket, start, snapshot);
+                        w.sub = w.state.hub.subscribe(filter, transport, start, snapshot);
                         let ack = serde_json::json!({
                             "type": "filter",
                             "location_id": filter.location_ids(),
                             "event_type": filter.event_types().iter().map(|t| t.name()).collect::<Vec<_>>(),
                         });
-                        ws_frame(WsOpcode::Text, ack.to_string().as_bytes()).into()
+                        websocket::frame(WsOpcode::Text, ack.to_string().as_bytes()).into()
                     }
                     Err(e) => {
                         let json = serde_json::json!({"type": "error", "message": e});
-                        ws_frame(WsOpcode::Text, json.to_string().as_bytes()).into()
+                        websocket::frame(WsOpcode::Text, json.to_string().as_bytes()).into()
                     }
                 },
                 Some(WsCommand::Error(e)) => {
                     let json = serde_json::json!({"type": "error", "message": e});
-                    ws_frame(WsOpcode::Text, json.to_string().as_bytes()).into()
+                    websocket::frame(WsOpcode::Text, json.to_string().as_bytes()).into()
                 }
                 Some(WsCommand::Close(code, reason)) => {
                     w.done = true;
@@ -448,18 +450,14 @@ pub async fn websocket(
                 }
                 None => return None,
             },
-            _ = w.ping.tick() => ws_frame(WsOpcode::Ping, b"").into(),
+            _ = w.ping.tick() => websocket::frame(WsOpcode::Ping, b"").into(),
         };
         // A close frame is the last; anything else takes what is queued along.
         let frame = if w.done {
             frame
         } else {
             let last = &mut w.last;
-            with_queued(frame, &w.sub.queue, |b| {
-                if let Some(p) = last_position(b) {
-                    *last = Some(p);
-                }
-            })
+            with_queued(frame, &w.sub.queue, |p| *last = p.or(*last))
         };
         Some((Ok(frame), w))
     });

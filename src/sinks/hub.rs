@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::filter::Filter;
-use super::queue::ClientQueue;
+use super::queue::{ClientQueue, EventChunk};
+use super::websocket;
 use crate::clock::{Position, PositionError, Timeline};
 use crate::dataset::Dataset;
 use crate::events::{EventShift, EventType, expand_event};
@@ -29,6 +30,9 @@ use crate::events::{EventShift, EventType, expand_event};
 pub enum Transport {
     Sse,
     WebSocket,
+    /// WebSocket with permessage-deflate negotiated: a tick's message is compressed once
+    /// for the whole group.
+    WebSocketDeflate,
 }
 
 impl Transport {
@@ -45,39 +49,19 @@ impl Transport {
                 out.extend_from_slice(b"\n\n");
                 out.into()
             }
-            Transport::WebSocket => ws_frame(WsOpcode::Text, json).into(),
+            Transport::WebSocket | Transport::WebSocketDeflate => {
+                websocket::text_message(json, self.deflates()).into()
+            }
         }
     }
-}
 
-/// The opcodes of the WebSocket frames the server sends (RFC 6455, section 5.2).
-#[derive(Clone, Copy, Debug)]
-pub enum WsOpcode {
-    Text = 0x1,
-    Close = 0x8,
-    Ping = 0x9,
-    Pong = 0xA,
-}
-
-/// A whole, unmasked WebSocket frame (server to client): built once per group and tick for
-/// events, so every member's socket gets the same shared bytes, not a copy framed per
-/// session.
-pub fn ws_frame(opcode: WsOpcode, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 10);
-    out.push(0x80 | opcode as u8);
-    match payload.len() {
-        n @ 0..=125 => out.push(n as u8),
-        n @ 126..=65_535 => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
+    pub fn is_websocket(self) -> bool {
+        self != Transport::Sse
     }
-    out.extend_from_slice(payload);
-    out
+
+    fn deflates(self) -> bool {
+        self == Transport::WebSocketDeflate
+    }
 }
 
 /// Live counters for /metrics.
@@ -194,7 +178,7 @@ impl Hub {
         for ((_, transport), members) in &s.groups {
             match transport {
                 Transport::Sse => counts.0 += members.len(),
-                Transport::WebSocket => counts.1 += members.len(),
+                Transport::WebSocket | Transport::WebSocketDeflate => counts.1 += members.len(),
             }
         }
         counts
@@ -230,7 +214,7 @@ impl Hub {
         let mut front = Vec::new();
         let edge = history.last().map_or(self.timeline.day_zero, |r| r.1);
         if snapshot {
-            front.push((self.snapshot(edge, filter, transport), 0));
+            front.push(EventChunk::notice(self.snapshot(edge, filter, transport)));
         }
         if let Start::After(text) = start {
             match self.catch_up(text, &history, filter, transport) {
@@ -240,9 +224,8 @@ impl Hub {
                         "type": "error",
                         "message": format!("cannot resume: {e}; streaming live events from now"),
                     });
-                    front.push((
+                    front.push(EventChunk::notice(
                         transport.control("error", message.to_string().as_bytes()),
-                        0,
                     ));
                 }
             }
@@ -342,15 +325,16 @@ impl Hub {
             return;
         }
         for ((filter, transport), members) in &s.groups {
-            let Some((chunk, n)) = tick.chunk(*filter, *transport) else {
+            let Some(chunk) = tick.chunk(*filter, *transport) else {
                 continue;
             };
+            let n = chunk.events;
             let sent = match transport {
                 Transport::Sse => &self.metrics.events_sent_sse,
-                Transport::WebSocket => &self.metrics.events_sent_ws,
+                Transport::WebSocket | Transport::WebSocketDeflate => &self.metrics.events_sent_ws,
             };
             for m in members {
-                if m.queue.push_events(chunk.clone(), n) {
+                if m.queue.push_events(chunk.clone()) {
                     sent.fetch_add(n, Ordering::Relaxed);
                 } else {
                     self.metrics.chunks_dropped.fetch_add(1, Ordering::Relaxed);
@@ -406,10 +390,15 @@ impl Hub {
 
     /// Sends a control message (its JSON has `"type": kind`) to every subscriber.
     pub fn broadcast_control(&self, kind: &str, json: &[u8]) {
-        let framed = [Transport::Sse, Transport::WebSocket].map(|t| t.control(kind, json));
+        const TRANSPORTS: [Transport; 3] = [
+            Transport::Sse,
+            Transport::WebSocket,
+            Transport::WebSocketDeflate,
+        ];
+        let framed = TRANSPORTS.map(|t| t.control(kind, json));
         let s = self.state.lock().expect("hub lock");
         for ((_, transport), members) in &s.groups {
-            let message = &framed[usize::from(*transport == Transport::WebSocket)];
+            let message = &framed[TRANSPORTS.iter().position(|t| t == transport).expect("all")];
             for m in members {
                 m.queue.push_control(message.clone());
             }
@@ -434,7 +423,7 @@ impl Hub {
         history: &[(i64, i64)],
         filter: Filter,
         transport: Transport,
-    ) -> Result<Vec<(Bytes, u64)>, PositionError> {
+    ) -> Result<Vec<EventChunk>, PositionError> {
         let ds = &*self.ds;
         let p = Position::parse(text, &self.tag)?;
         let row = p.row as usize;
@@ -470,9 +459,8 @@ impl Hub {
         let mut chunks = Vec::new();
         if skipped > 0 {
             let message = serde_json::json!({"type": "lagged", "missed": skipped});
-            chunks.push((
+            chunks.push(EventChunk::notice(
                 transport.control("lagged", message.to_string().as_bytes()),
-                0,
             ));
         }
         for part in events.chunks(4096) {
@@ -547,6 +535,7 @@ struct FramedEvent {
     frame: Range<usize>,
     /// Its JSON inside that frame.
     json: Range<usize>,
+    at: Position,
     /// Its position text in `FramedTick::positions`.
     position: Range<usize>,
 }
@@ -611,11 +600,11 @@ impl FramedTick {
             let start = sse.len();
             sse.extend_from_slice(b"id: ");
             let p0 = positions.len();
-            Position {
+            let at = Position {
                 loop_index: shift.loop_index,
                 row: pos as u32,
-            }
-            .write(tag, &mut positions);
+            };
+            at.write(tag, &mut positions);
             sse.extend_from_slice(&positions[p0..]);
             sse.extend_from_slice(b"\ndata: ");
             let j0 = sse.len();
@@ -627,6 +616,7 @@ impl FramedTick {
                 event_type: ds.events.event_type(pos),
                 frame: start..sse.len(),
                 json: j0..j1,
+                at,
                 position: p0..positions.len(),
             });
         }
@@ -641,25 +631,33 @@ impl FramedTick {
     }
 
     /// The tick's chunk for a group, with its event count; `None` when no event passes.
-    fn chunk(&self, filter: Filter, transport: Transport) -> Option<(Bytes, u64)> {
+    fn chunk(&self, filter: Filter, transport: Transport) -> Option<EventChunk> {
         let picked: Vec<usize> = (0..self.index.len())
             .filter(|&i| filter.matches(self.index[i].location_id, self.index[i].event_type))
             .collect();
         if picked.is_empty() {
             return None;
         }
-        let n = picked.len() as u64;
-        match transport {
-            Transport::Sse if picked.len() == self.index.len() => Some((self.sse.clone(), n)),
+        let (events, last) = (
+            picked.len() as u64,
+            picked.last().map(|&i| self.index[i].at),
+        );
+        let chunk = |bytes| EventChunk {
+            bytes,
+            events,
+            last,
+        };
+        Some(chunk(match transport {
+            Transport::Sse if picked.len() == self.index.len() => self.sse.clone(),
             Transport::Sse => {
                 let mut out = Vec::with_capacity(picked.len() * 400);
                 out.extend_from_slice(&self.sse[..self.frames_start]);
                 for i in picked {
                     out.extend_from_slice(&self.sse[self.index[i].frame.clone()]);
                 }
-                Some((counted(out, &self.memory), n))
+                counted(out, &self.memory)
             }
-            Transport::WebSocket => {
+            Transport::WebSocket | Transport::WebSocketDeflate => {
                 let mut out = Vec::with_capacity(picked.len() * 400);
                 out.extend_from_slice(b"{\"type\":\"events\",\"emitted_at\":");
                 crate::events::json::push_int(&mut out, self.emitted_ms);
@@ -680,8 +678,11 @@ impl FramedTick {
                     out.push(b'"');
                 }
                 out.extend_from_slice(b"]}");
-                Some((counted(ws_frame(WsOpcode::Text, &out), &self.memory), n))
+                counted(
+                    websocket::text_message(&out, transport.deflates()),
+                    &self.memory,
+                )
             }
-        }
+        }))
     }
 }

@@ -16,11 +16,34 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use crate::clock::Position;
+
+/// Events framed for a transport; one chunk is shared by every member of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventChunk {
+    pub bytes: Bytes,
+    pub events: u64,
+    /// Its last event's position (none for a snapshot or a notice): where a WebSocket
+    /// client that changes its filter continues from, even when the bytes are compressed.
+    pub last: Option<Position>,
+}
+
+impl EventChunk {
+    /// A message that counts no event and moves no position (snapshot, notice).
+    pub fn notice(bytes: Bytes) -> EventChunk {
+        EventChunk {
+            bytes,
+            events: 0,
+            last: None,
+        }
+    }
+}
+
 /// What a writer takes from its queue.
 #[derive(Debug, PartialEq)]
 pub enum Outgoing {
-    /// Events, framed for the transport, with how many they are.
-    Events(Bytes, u64),
+    /// Events, framed for the transport.
+    Events(EventChunk),
     /// A control message (clock change, notice), framed for the transport.
     Control(Bytes),
     /// Events were dropped because the queue was full: this many.
@@ -59,17 +82,17 @@ impl ClientQueue {
     }
 
     /// Queues events; returns false when they did not fit and were dropped.
-    pub fn push_events(&self, chunk: Bytes, events: u64) -> bool {
+    pub fn push_events(&self, chunk: EventChunk) -> bool {
         let mut s = self.state.lock().expect("queue lock");
         if s.close.is_some() {
             return true;
         }
-        let fits = s.bytes + chunk.len() <= self.limit;
+        let fits = s.bytes + chunk.bytes.len() <= self.limit;
         if fits {
-            s.bytes += chunk.len();
-            s.items.push_back(Outgoing::Events(chunk, events));
+            s.bytes += chunk.bytes.len();
+            s.items.push_back(Outgoing::Events(chunk));
         } else {
-            s.missed += events;
+            s.missed += chunk.events;
         }
         drop(s);
         self.notify.notify_one();
@@ -78,11 +101,11 @@ impl ClientQueue {
 
     /// Queues events ahead of everything queued (a resuming client's catch-up), whatever
     /// the limit.
-    pub fn push_front_events(&self, chunks: Vec<(Bytes, u64)>) {
+    pub fn push_front_events(&self, chunks: Vec<EventChunk>) {
         let mut s = self.state.lock().expect("queue lock");
-        for (chunk, events) in chunks.into_iter().rev() {
-            s.bytes += chunk.len();
-            s.items.push_front(Outgoing::Events(chunk, events));
+        for chunk in chunks.into_iter().rev() {
+            s.bytes += chunk.bytes.len();
+            s.items.push_front(Outgoing::Events(chunk));
         }
         drop(s);
         self.notify.notify_one();
@@ -111,8 +134,8 @@ impl ClientQueue {
         let before = s.bytes;
         let mut missed = 0;
         s.items.retain(|item| match item {
-            Outgoing::Events(_, n) => {
-                missed += n;
+            Outgoing::Events(chunk) => {
+                missed += chunk.events;
                 false
             }
             _ => true,
@@ -163,8 +186,9 @@ impl ClientQueue {
     }
 
     /// Events or control bytes queued right now (not a lag notice or close), without
-    /// waiting: a writer that fell behind sends several ticks in one write.
-    pub fn try_next_data(&self) -> Option<Bytes> {
+    /// waiting, with the last event's position: a writer that fell behind sends several
+    /// ticks in one write.
+    pub fn try_next_data(&self) -> Option<(Bytes, Option<Position>)> {
         let mut s = self.state.lock().expect("queue lock");
         let data_first = matches!(
             s.items.front(),
@@ -174,7 +198,8 @@ impl ClientQueue {
             return None;
         }
         match self.pop(&mut s) {
-            Some(Outgoing::Events(b, _) | Outgoing::Control(b)) => Some(b),
+            Some(Outgoing::Events(chunk)) => Some((chunk.bytes, chunk.last)),
+            Some(Outgoing::Control(b)) => Some((b, None)),
             _ => None,
         }
     }
@@ -199,9 +224,9 @@ impl ClientQueue {
     fn pop(&self, s: &mut State) -> Option<Outgoing> {
         let item = s.items.pop_front()?;
         match &item {
-            Outgoing::Events(b, n) => {
-                s.bytes -= b.len();
-                self.delivered.fetch_add(*n, Ordering::Relaxed);
+            Outgoing::Events(chunk) => {
+                s.bytes -= chunk.bytes.len();
+                self.delivered.fetch_add(chunk.events, Ordering::Relaxed);
             }
             Outgoing::Control(b) => s.bytes -= b.len(),
             Outgoing::Lagged(_) | Outgoing::Close(_) => {}
@@ -214,26 +239,25 @@ impl ClientQueue {
 mod tests {
     use super::*;
 
+    fn chunk(bytes: &'static [u8], events: u64) -> EventChunk {
+        EventChunk {
+            bytes: Bytes::from_static(bytes),
+            events,
+            last: None,
+        }
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn drops_what_does_not_fit_and_says_so_first() {
         let q = ClientQueue::new(10);
-        assert!(q.push_events(Bytes::from_static(b"12345"), 1));
-        assert!(q.push_events(Bytes::from_static(b"678"), 2));
-        assert!(
-            !q.push_events(Bytes::from_static(b"abcd"), 4),
-            "over 10 bytes: dropped"
-        );
+        assert!(q.push_events(chunk(b"12345", 1)));
+        assert!(q.push_events(chunk(b"678", 2)));
+        assert!(!q.push_events(chunk(b"abcd", 4)), "over 10 bytes: dropped");
         q.push_control(Bytes::from_static(b"clock"));
         q.close("bye");
         assert_eq!(q.next().await, Outgoing::Lagged(4));
-        assert_eq!(
-            q.next().await,
-            Outgoing::Events(Bytes::from_static(b"12345"), 1)
-        );
-        assert_eq!(
-            q.next().await,
-            Outgoing::Events(Bytes::from_static(b"678"), 2)
-        );
+        assert_eq!(q.next().await, Outgoing::Events(chunk(b"12345", 1)));
+        assert_eq!(q.next().await, Outgoing::Events(chunk(b"678", 2)));
         assert_eq!(
             q.next().await,
             Outgoing::Control(Bytes::from_static(b"clock"))
@@ -245,9 +269,9 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn shedding_drops_events_and_keeps_controls() {
         let q = ClientQueue::new(1 << 20);
-        q.push_events(Bytes::from_static(b"12345"), 2);
+        q.push_events(chunk(b"12345", 2));
         q.push_control(Bytes::from_static(b"clock"));
-        q.push_events(Bytes::from_static(b"678"), 1);
+        q.push_events(chunk(b"678", 1));
         assert_eq!(q.queued_bytes(), 13);
         assert_eq!(q.shed(), 8);
         assert_eq!(q.queued_bytes(), 5);
@@ -262,23 +286,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn catch_up_goes_first_and_a_waiting_writer_wakes() {
         let q = std::sync::Arc::new(ClientQueue::new(1 << 20));
-        q.push_events(Bytes::from_static(b"live"), 1);
-        q.push_front_events(vec![
-            (Bytes::from_static(b"old1"), 1),
-            (Bytes::from_static(b"old2"), 1),
-        ]);
-        assert_eq!(
-            q.next().await,
-            Outgoing::Events(Bytes::from_static(b"old1"), 1)
-        );
-        assert_eq!(
-            q.next().await,
-            Outgoing::Events(Bytes::from_static(b"old2"), 1)
-        );
-        assert_eq!(
-            q.next().await,
-            Outgoing::Events(Bytes::from_static(b"live"), 1)
-        );
+        q.push_events(chunk(b"live", 1));
+        q.push_front_events(vec![chunk(b"old1", 1), chunk(b"old2", 1)]);
+        assert_eq!(q.next().await, Outgoing::Events(chunk(b"old1", 1)));
+        assert_eq!(q.next().await, Outgoing::Events(chunk(b"old2", 1)));
+        assert_eq!(q.next().await, Outgoing::Events(chunk(b"live", 1)));
         let q2 = q.clone();
         let writer = tokio::spawn(async move { q2.next().await });
         tokio::task::yield_now().await;

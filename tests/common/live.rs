@@ -324,9 +324,30 @@ pub fn ws_connect(server: &LiveServer, query: &str) -> tungstenite::WebSocket<Tc
     ws
 }
 
+/// What the tests need of a WebSocket client: tungstenite's, or [`DeflateWs`].
+pub trait WsClient {
+    fn send_text(&mut self, text: &str);
+    /// The next text message (`None` for other messages).
+    fn read_text(&mut self) -> Result<Option<String>, String>;
+}
+
+impl WsClient for tungstenite::WebSocket<TcpStream> {
+    fn send_text(&mut self, text: &str) {
+        self.send(tungstenite::Message::text(text)).unwrap();
+    }
+
+    fn read_text(&mut self) -> Result<Option<String>, String> {
+        match self.read() {
+            Ok(tungstenite::Message::Text(t)) => Ok(Some(t.as_str().to_string())),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 /// WebSocket messages as JSON, until `events` events have come or `timeout`.
 pub fn ws_events(
-    ws: &mut tungstenite::WebSocket<TcpStream>,
+    ws: &mut impl WsClient,
     want: usize,
     timeout: Duration,
     others: &mut Vec<serde_json::Value>,
@@ -334,20 +355,18 @@ pub fn ws_events(
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
-        let message = match ws.read() {
-            Ok(m) => m,
+        let text = match ws.read_text() {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
             Err(e) => {
-                others.push(serde_json::json!({"read_error": e.to_string()}));
+                others.push(serde_json::json!({"read_error": e}));
                 break;
             }
         };
-        let tungstenite::Message::Text(text) = message else {
-            continue;
-        };
-        let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         if v["type"] == "events" {
             // The raw text of each event, to compare byte for byte.
-            let parsed: WsEvents = serde_json::from_str(text.as_str()).unwrap();
+            let parsed: WsEvents = serde_json::from_str(&text).unwrap();
             for (e, p) in parsed.events.iter().zip(parsed.positions) {
                 out.push((p, e.get().to_string()));
             }
@@ -358,6 +377,149 @@ pub fn ws_events(
     out
 }
 
+/// A WebSocket client of its own that offers permessage-deflate (RFC 7692) and checks what
+/// the server does with it: every compressed message must inflate on its own (the server
+/// promised `server_no_context_takeover`). Its own messages are compressed with context
+/// takeover, as browsers do.
+pub struct DeflateWs {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// The server accepted the offer.
+    pub negotiated: bool,
+    /// Messages that came compressed, and their bytes on the wire against inflated.
+    pub compressed: usize,
+    pub wire_bytes: usize,
+    pub inflated_bytes: usize,
+    compressor: flate2::Compress,
+}
+
+impl DeflateWs {
+    pub fn connect(server: &LiveServer, query: &str) -> DeflateWs {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /v1/ws{query} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+            server.addr
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        let negotiated = head.contains("sec-websocket-extensions: permessage-deflate");
+        if negotiated {
+            assert!(head.contains("server_no_context_takeover"), "{head}");
+        }
+        buf.drain(..end);
+        DeflateWs {
+            stream,
+            buf,
+            negotiated,
+            compressed: 0,
+            wire_bytes: 0,
+            inflated_bytes: 0,
+            compressor: flate2::Compress::new(flate2::Compression::default(), false),
+        }
+    }
+
+    fn fill(&mut self, want: usize) -> Result<(), String> {
+        while self.buf.len() < want {
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err("closed".into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WsClient for DeflateWs {
+    fn send_text(&mut self, text: &str) {
+        let mut payload = Vec::with_capacity(text.len() + 64);
+        if self.negotiated {
+            self.compressor
+                .compress_vec(text.as_bytes(), &mut payload, flate2::FlushCompress::Sync)
+                .unwrap();
+            assert!(payload.ends_with(&[0, 0, 0xff, 0xff]));
+            payload.truncate(payload.len() - 4);
+        } else {
+            payload.extend_from_slice(text.as_bytes());
+        }
+        let first = if self.negotiated { 0xC1 } else { 0x81 };
+        let mask = [0x5a, 0x13, 0xc4, 0x7e];
+        let mut frame = vec![first, 0x80 | payload.len() as u8];
+        assert!(payload.len() < 126);
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).unwrap();
+    }
+
+    fn read_text(&mut self) -> Result<Option<String>, String> {
+        self.fill(2)?;
+        let (first, len7) = (self.buf[0], self.buf[1]);
+        assert_eq!(len7 & 0x80, 0, "server frames are not masked");
+        let (len, header) = match len7 {
+            126 => {
+                self.fill(4)?;
+                (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+            }
+            127 => {
+                self.fill(10)?;
+                (
+                    u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize,
+                    10,
+                )
+            }
+            n => (n as usize, 2),
+        };
+        self.fill(header + len)?;
+        let payload: Vec<u8> = self.buf.drain(..header + len).skip(header).collect();
+        assert_eq!(first & 0x80, 0x80, "the server does not fragment");
+        if first & 0x0f != 1 {
+            return Ok(None);
+        }
+        self.wire_bytes += header + len;
+        let text = if first & 0x40 != 0 {
+            assert!(self.negotiated, "compressed without permessage-deflate");
+            self.compressed += 1;
+            let mut input = payload;
+            input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            // A fresh context for every message.
+            let mut inflater = flate2::Decompress::new(false);
+            let mut out = Vec::with_capacity(input.len() * 8);
+            loop {
+                out.reserve(out.capacity().max(4096));
+                let at = inflater.total_in() as usize;
+                inflater
+                    .decompress_vec(&input[at..], &mut out, flate2::FlushDecompress::Sync)
+                    .map_err(|e| e.to_string())?;
+                if inflater.total_in() as usize == input.len() && out.len() < out.capacity() {
+                    break out;
+                }
+            }
+        } else {
+            payload
+        };
+        self.inflated_bytes += text.len();
+        Ok(Some(String::from_utf8(text).unwrap()))
+    }
+}
+
 #[derive(serde::Deserialize)]
 pub struct WsEvents<'a> {
     #[serde(borrow)]
@@ -366,8 +528,8 @@ pub struct WsEvents<'a> {
 }
 
 /// Sends `text` on the WebSocket and returns the `error` message the server answers with.
-pub fn ws_error_for(ws: &mut tungstenite::WebSocket<TcpStream>, text: &str) -> serde_json::Value {
-    ws.send(tungstenite::Message::text(text)).unwrap();
+pub fn ws_error_for(ws: &mut impl WsClient, text: &str) -> serde_json::Value {
+    ws.send_text(text);
     let mut others = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !others

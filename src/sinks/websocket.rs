@@ -1,0 +1,394 @@
+//! The WebSocket wire format (RFC 6455), both ways, and its permessage-deflate extension
+//! (RFC 7692).
+//!
+//! The server writes its frames itself so that the hub can frame (and compress) a tick's
+//! message once per group and hand every member the same bytes. Compression is negotiated
+//! with `server_no_context_takeover`: each message is compressed on its own, so one
+//! compressed frame is valid for every connection that negotiated the extension. Frames
+//! from clients (filter messages, pings, close) are few and small; they are read by
+//! [`MessageReader`], which inflates a client's compressed messages with the context the
+//! client keeps across them.
+
+use bytes::{Buf, Bytes, BytesMut};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+
+/// The opcodes of the WebSocket frames the server sends (RFC 6455, section 5.2).
+#[derive(Clone, Copy, Debug)]
+pub enum WsOpcode {
+    Text = 0x1,
+    Close = 0x8,
+    Ping = 0x9,
+    Pong = 0xA,
+}
+
+/// The extension the server answers a client's permessage-deflate offer with.
+pub const DEFLATE_RESPONSE: &str = "permessage-deflate; server_no_context_takeover";
+
+/// Messages shorter than this are sent uncompressed even on a deflate connection (RFC 7692
+/// lets either side send any message uncompressed): deflate does not pay for itself there.
+const DEFLATE_MIN: usize = 256;
+
+/// Deflate level 6, zlib's default: measured on peak-hour ticks of the generated dataset by
+/// `cargo bench --bench load -- --deflate-levels`.
+const DEFLATE_LEVEL: u32 = 6;
+
+/// A whole, unmasked frame (server to client), RSV bits clear.
+pub fn frame(opcode: WsOpcode, payload: &[u8]) -> Vec<u8> {
+    framed(0x80 | opcode as u8, payload)
+}
+
+/// A text message, compressed when `deflate` was negotiated and the message is long enough
+/// to gain by it.
+pub fn text_message(payload: &[u8], deflate: bool) -> Vec<u8> {
+    if !deflate || payload.len() < DEFLATE_MIN {
+        return frame(WsOpcode::Text, payload);
+    }
+    // FIN, RSV1 (compressed), text.
+    framed(0xC1, &compress(payload))
+}
+
+fn framed(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    out.push(first);
+    match payload.len() {
+        n @ 0..=125 => out.push(n as u8),
+        n @ 126..=65_535 => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// RFC 7692 section 7.2.1: raw deflate ending in a sync flush, without the flush's final
+/// `00 00 ff ff`, from an empty context (no context takeover).
+fn compress(payload: &[u8]) -> Vec<u8> {
+    thread_local! {
+        // A compressor's state is a few hundred KiB: kept per thread, reset per message.
+        static COMPRESSOR: std::cell::RefCell<Compress> =
+            std::cell::RefCell::new(Compress::new(Compression::new(DEFLATE_LEVEL), false));
+    }
+    COMPRESSOR.with_borrow_mut(|c| {
+        c.reset();
+        let mut out = Vec::with_capacity(payload.len() / 4 + 64);
+        loop {
+            let consumed = c.total_in() as usize;
+            c.compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync)
+                .expect("deflate of an in-memory buffer");
+            if c.total_in() as usize == payload.len() && out.len() < out.capacity() {
+                break;
+            }
+            out.reserve(out.capacity().max(1024));
+        }
+        if out.ends_with(&[0, 0, 0xff, 0xff]) {
+            out.truncate(out.len() - 4);
+        }
+        out
+    })
+}
+
+/// Whether a `Sec-WebSocket-Extensions` header offers permessage-deflate with parameters
+/// this server can honour (it always keeps a full 32 KiB window, so an offer that limits
+/// the server's window is declined, as are unknown parameters).
+pub fn deflate_offered(header: &str) -> bool {
+    header.split(',').any(|offer| {
+        let mut parts = offer.split(';').map(str::trim);
+        parts.next() == Some("permessage-deflate")
+            && parts.all(|param| {
+                let name = param.split('=').next().unwrap_or("").trim();
+                let value = param.split('=').nth(1).map(|v| v.trim().trim_matches('"'));
+                match name {
+                    "server_no_context_takeover" | "client_no_context_takeover" => true,
+                    "client_max_window_bits" => true,
+                    "server_max_window_bits" => value == Some("15"),
+                    _ => false,
+                }
+            })
+    })
+}
+
+/// A message from the client.
+#[derive(Debug, PartialEq)]
+pub enum ClientMessage {
+    Text(String),
+    Ping(Bytes),
+    Close,
+}
+
+/// Why the connection must close: the close code (RFC 6455 section 7.4.1) and reason.
+#[derive(Debug, PartialEq)]
+pub struct ProtocolError {
+    pub code: u16,
+    pub reason: String,
+}
+
+fn protocol_error(code: u16, reason: &str) -> ProtocolError {
+    ProtocolError {
+        code,
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads a client's frames into messages: unmasks, joins fragments, inflates compressed
+/// messages, and refuses what breaks the protocol.
+pub struct MessageReader {
+    buf: BytesMut,
+    max_message: usize,
+    deflate: bool,
+    /// Created on the first compressed message (most clients never send one).
+    inflater: Option<Decompress>,
+    /// A fragmented data message so far: whether compressed, whether text, its bytes.
+    partial: Option<(bool, bool, Vec<u8>)>,
+}
+
+impl MessageReader {
+    pub fn new(deflate: bool, max_message: usize) -> MessageReader {
+        MessageReader {
+            buf: BytesMut::new(),
+            max_message,
+            deflate,
+            inflater: None,
+            partial: None,
+        }
+    }
+
+    /// Bytes read from the socket.
+    pub fn extend(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next whole message, if the bytes so far hold one.
+    pub fn next_message(&mut self) -> Result<Option<ClientMessage>, ProtocolError> {
+        loop {
+            let Some((first, payload)) = self.next_frame()? else {
+                return Ok(None);
+            };
+            let fin = first & 0x80 != 0;
+            let rsv1 = first & 0x40 != 0;
+            let opcode = first & 0x0f;
+            if first & 0x30 != 0 || (rsv1 && !self.deflate) {
+                return Err(protocol_error(1002, "reserved bits set"));
+            }
+            match opcode {
+                0x8 => return Ok(Some(ClientMessage::Close)),
+                0x9 | 0xA if !fin || rsv1 => {
+                    return Err(protocol_error(
+                        1002,
+                        "fragmented or compressed control frame",
+                    ));
+                }
+                0x9 => return Ok(Some(ClientMessage::Ping(payload.freeze()))),
+                0xA => continue,
+                0x1 | 0x2 if self.partial.is_none() => {
+                    self.partial = Some((rsv1, opcode == 0x1, payload.to_vec()));
+                }
+                0x0 if !rsv1 && self.partial.is_some() => {
+                    let (_, _, bytes) = self.partial.as_mut().expect("checked");
+                    bytes.extend_from_slice(&payload);
+                    if bytes.len() > self.max_message {
+                        return Err(protocol_error(1009, "message too big"));
+                    }
+                }
+                0x0 | 0x1 | 0x2 => {
+                    return Err(protocol_error(
+                        1002,
+                        "unexpected continuation or data frame",
+                    ));
+                }
+                _ => return Err(protocol_error(1002, "unknown opcode")),
+            }
+            if !fin {
+                continue;
+            }
+            let (compressed, text, bytes) = self.partial.take().expect("a data message");
+            let bytes = if compressed {
+                let inflater = self.inflater.get_or_insert_with(|| Decompress::new(false));
+                inflate(inflater, &bytes, self.max_message)?
+            } else {
+                bytes
+            };
+            if !text {
+                continue;
+            }
+            return match String::from_utf8(bytes) {
+                Ok(t) => Ok(Some(ClientMessage::Text(t))),
+                Err(_) => Err(protocol_error(1007, "a text message must be UTF-8")),
+            };
+        }
+    }
+
+    /// The next whole frame: its first byte and its unmasked payload.
+    fn next_frame(&mut self) -> Result<Option<(u8, BytesMut)>, ProtocolError> {
+        let b = &self.buf[..];
+        if b.len() < 2 {
+            return Ok(None);
+        }
+        if b[1] & 0x80 == 0 {
+            return Err(protocol_error(1002, "a client's frames must be masked"));
+        }
+        let (len, header) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+            127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().expect("8")), 10),
+            126 | 127 => return Ok(None),
+            n => (u64::from(n), 2),
+        };
+        if len > self.max_message as u64 {
+            return Err(protocol_error(1009, "message too big"));
+        }
+        let len = len as usize;
+        if b.len() < header + 4 + len {
+            return Ok(None);
+        }
+        let first = b[0];
+        let mask: [u8; 4] = b[header..header + 4].try_into().expect("4");
+        self.buf.advance(header + 4);
+        let mut payload = self.buf.split_to(len);
+        for (i, byte) in payload.iter_mut().enumerate() {
+            *byte ^= mask[i & 3];
+        }
+        Ok(Some((first, payload)))
+    }
+}
+
+/// Inflates one compressed message (RFC 7692 section 7.2.2), keeping the context.
+fn inflate(inflater: &mut Decompress, data: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolError> {
+    let mut input = Vec::with_capacity(data.len() + 4);
+    input.extend_from_slice(data);
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let start = inflater.total_in();
+    let mut out = Vec::with_capacity(data.len() * 4 + 64);
+    loop {
+        let consumed = (inflater.total_in() - start) as usize;
+        inflater
+            .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
+            .map_err(|_| protocol_error(1007, "bad compressed data"))?;
+        if out.len() > limit {
+            return Err(protocol_error(1009, "message too big"));
+        }
+        if (inflater.total_in() - start) as usize == input.len() && out.len() < out.capacity() {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(1024));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client's frame: masked with a fixed key.
+    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = framed(first, payload);
+        let header = f.len() - payload.len();
+        f[1] |= 0x80;
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let masked: Vec<u8> = payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i & 3])
+            .collect();
+        f.truncate(header);
+        f.extend_from_slice(&mask);
+        f.extend_from_slice(&masked);
+        f
+    }
+
+    fn inflate_once(data: &[u8]) -> Vec<u8> {
+        inflate(&mut Decompress::new(false), data, 1 << 20).unwrap()
+    }
+
+    #[test]
+    fn a_compressed_message_inflates_on_its_own() {
+        let payload = br#"{"type":"events","events":[{"a":1},{"a":1},{"a":1},{"a":1}]}"#.repeat(20);
+        let message = text_message(&payload, true);
+        assert_eq!(message[0], 0xC1, "FIN, RSV1, text");
+        assert!(message.len() < payload.len() / 4);
+        // Each message decodes with a fresh context: no context takeover.
+        let body = &message[if message[1] == 126 { 4 } else { 2 }..];
+        assert_eq!(inflate_once(body), payload);
+        assert_eq!(text_message(&payload, true), message);
+        // Short ones go uncompressed.
+        assert_eq!(text_message(b"{}", true), frame(WsOpcode::Text, b"{}"));
+    }
+
+    #[test]
+    fn offers() {
+        assert!(deflate_offered(
+            "permessage-deflate; client_max_window_bits"
+        ));
+        assert!(deflate_offered(
+            "x-webkit-deflate-frame, permessage-deflate; server_no_context_takeover"
+        ));
+        assert!(!deflate_offered(
+            "permessage-deflate; server_max_window_bits=10"
+        ));
+        assert!(deflate_offered(
+            "permessage-deflate; server_max_window_bits=10, permessage-deflate"
+        ));
+        assert!(!deflate_offered("x-webkit-deflate-frame"));
+    }
+
+    #[test]
+    fn reads_masked_fragmented_and_compressed_messages() {
+        let mut r = MessageReader::new(true, 1 << 16);
+        let mut bytes = client_frame(0x01, b"{\"type\":");
+        bytes.extend(client_frame(0x89, b"hi"));
+        bytes.extend(client_frame(0x80, b"\"filter\"}"));
+        // A compressed message, split across two reads.
+        let compressed = compress(&b"{\"type\":\"filter\",\"location_id\":[1]}".repeat(3));
+        let f = client_frame(0xC1, &compressed);
+        bytes.extend(&f[..5]);
+        r.extend(&bytes);
+        assert_eq!(r.next_message(), Ok(Some(ClientMessage::Ping("hi".into()))));
+        assert_eq!(
+            r.next_message(),
+            Ok(Some(ClientMessage::Text("{\"type\":\"filter\"}".into())))
+        );
+        assert_eq!(r.next_message(), Ok(None));
+        r.extend(&f[5..]);
+        assert_eq!(
+            r.next_message(),
+            Ok(Some(ClientMessage::Text(
+                "{\"type\":\"filter\",\"location_id\":[1]}".repeat(3)
+            )))
+        );
+        r.extend(&client_frame(0x88, &1000u16.to_be_bytes()));
+        assert_eq!(r.next_message(), Ok(Some(ClientMessage::Close)));
+    }
+
+    #[test]
+    fn refuses_protocol_errors() {
+        let code = |deflate: bool, bytes: Vec<u8>| {
+            let mut r = MessageReader::new(deflate, 100);
+            r.extend(&bytes);
+            r.next_message().unwrap_err().code
+        };
+        assert_eq!(code(true, framed(0x81, b"unmasked")), 1002);
+        assert_eq!(
+            code(false, client_frame(0xC1, b"x")),
+            1002,
+            "RSV1 not negotiated"
+        );
+        assert_eq!(
+            code(true, client_frame(0x80, b"x")),
+            1002,
+            "nothing to continue"
+        );
+        assert_eq!(
+            code(true, client_frame(0x09, b"x")),
+            1002,
+            "fragmented ping"
+        );
+        assert_eq!(code(true, client_frame(0x81, &[0xff, 0xfe])), 1007);
+        assert_eq!(code(true, client_frame(0x81, &[b'a'; 101])), 1009);
+        assert_eq!(
+            code(true, client_frame(0xC1, &compress(&[b'a'; 500]))),
+            1009
+        );
+    }
+}
