@@ -194,7 +194,7 @@ impl MessageReader {
                         return Err(protocol_error(1009, "message too big"));
                     }
                 }
-                0x0 | 0x1 | 0x2 => {
+                0x0..=0x2 => {
                     return Err(protocol_error(
                         1002,
                         "unexpected continuation or data frame",
