@@ -1,5 +1,5 @@
-//! The map page, end to end: a real server on 127.0.0.1 and a real headless Chromium
-//! (Debian's chromium, driven by playwright-core from tests/e2e/map.mjs).
+//! The map page and the browser's WebSocket, end to end: a real server on 127.0.0.1 and a
+//! real headless Chromium (Debian's chromium, driven by playwright-core from tests/e2e).
 
 mod common;
 
@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use caspers_replay::sinks::filter::Filter;
 use common::live::{LiveServer, TOKEN};
 
 /// tests/e2e, with its node modules and Debian's chromium installed (scripts/test.sh
@@ -71,6 +72,67 @@ fn map_page_in_headless_chromium() {
     assert!(stdout.contains("ok: after a server restart"), "{stdout}");
     assert!(stdout.contains("ok: no console errors"), "{stdout}");
     assert!(std::fs::metadata(out_dir.join("map.png")).unwrap().len() > 20_000);
+}
+
+/// A browser's WebSocket, with permessage-deflate (Chromium always offers it) and without
+/// (the server declines with --no-ws-deflate), receives exactly the dataset's events of a
+/// window, and the server reads the browser's compressed messages.
+#[test]
+fn a_browser_websocket_gets_exactly_the_window_with_and_without_deflate() {
+    let e2e = e2e_dir();
+    let (dir, ds) = common::generated_dataset("browser_ws_dataset", 2, 8);
+    let start = 1_704_067_200 + 86_400 + 18 * 3600;
+    for (flags, extension) in [
+        (&[][..], "permessage-deflate; server_no_context_takeover"),
+        (&["--no-ws-deflate"][..], ""),
+    ] {
+        let server = LiveServer::start(
+            &dir,
+            &[&["--paused", "--start-day", "1"][..], flags].concat(),
+        );
+        server.control(&format!("{{\"seek\": {start}}}"));
+        let out_file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("browser-ws-{}.jsonl", flags.len()));
+        let mut node = Command::new("node")
+            .arg(e2e.join("websocket.mjs"))
+            .arg(server.addr.to_string())
+            .arg("?location_id=2,4")
+            .arg(&out_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node must be installed");
+        let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+        let ready = lines.next().expect("the script's first line").unwrap();
+        assert_eq!(ready, format!("ready extensions={extension}"));
+        server.control(r#"{"speed": 3600, "paused": false}"#);
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let state = server.control(r#"{"paused": true}"#);
+        let end = state["sim_time"].as_f64().unwrap().floor() as i64 + 1;
+        let want = common::live::expected(&ds, start, end, Filter::new(&[2, 4], &[]));
+        assert!(want.len() > 50, "a busy window: {}", want.len());
+        let mut stdin = node.stdin.take().unwrap();
+        writeln!(stdin, "{}", want.len()).unwrap();
+        let rest: Vec<String> = lines.map(Result::unwrap).collect();
+        let out = node.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{rest:?}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            rest.iter()
+                .any(|l| l.contains("location_id 77 is not in this dataset")),
+            "the server answers the browser's filter message: {rest:?}"
+        );
+        let mut got = Vec::new();
+        for line in std::fs::read_to_string(&out_file).unwrap().lines() {
+            got.extend(common::live::ws_message_events(line));
+        }
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "every event, in order, byte for byte");
+    }
 }
 
 /// A 1x1 PNG (one opaque pixel), what the test's tile server answers for every tile.

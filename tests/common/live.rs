@@ -365,11 +365,7 @@ pub fn ws_events(
         };
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         if v["type"] == "events" {
-            // The raw text of each event, to compare byte for byte.
-            let parsed: WsEvents = serde_json::from_str(&text).unwrap();
-            for (e, p) in parsed.events.iter().zip(parsed.positions) {
-                out.push((p, e.get().to_string()));
-            }
+            out.extend(ws_message_events(&text));
         } else {
             others.push(v);
         }
@@ -520,10 +516,27 @@ impl WsClient for DeflateWs {
     }
 }
 
+/// The (position, raw event text) pairs of a WebSocket events message (none for another
+/// message), to compare byte for byte.
+pub fn ws_message_events(text: &str) -> Vec<(String, String)> {
+    match serde_json::from_str::<WsEvents>(text) {
+        Ok(parsed) if parsed.kind == "events" => parsed
+            .events
+            .iter()
+            .zip(parsed.positions)
+            .map(|(e, p)| (p, e.get().to_string()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[derive(serde::Deserialize)]
 pub struct WsEvents<'a> {
-    #[serde(borrow)]
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(borrow, default)]
     events: Vec<&'a serde_json::value::RawValue>,
+    #[serde(default)]
     positions: Vec<String>,
 }
 

@@ -58,8 +58,8 @@ try {
   const clock2 = await page.textContent('#clock');
   check(clock1 !== clock2 && /day \d+/.test(clock2), `the clock advances (${clock1} -> ${clock2})`);
 
-  // The WebSocket stream, from the browser itself (it offers permessage-deflate; the
-  // server answers without it): the clock message, then events for the filter.
+  // The WebSocket stream, from the browser itself (it offers permessage-deflate and the
+  // server accepts it): the clock message, then events for the filter.
   const ws = await page.evaluate(() => new Promise((resolve, reject) => {
     const socket = new WebSocket(`ws://${location.host}/v1/ws?location_id=3`);
     const seen = { clock: false, events: 0, other: false, extensions: null };
