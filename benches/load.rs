@@ -10,7 +10,7 @@
 //!
 //! `cargo bench --bench load` runs the issue's scenarios; one scenario:
 //! `cargo bench --bench load -- --subscribers 1000 --speed 3600 --seconds 10 [--filtered]
-//! [--replicas 2] [--at "2024-02-02 17:30:00"] [--pin]` (replicas share one clock through a
+//! [--replicas 2] [--at "2024-02-02 17:30:00"] [--pin] [--deflate]` (replicas share one clock through a
 //! `nats-server -js` the bench starts).
 //! All traffic stays on 127.0.0.1 and every run stops by itself.
 
@@ -24,7 +24,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use caspers_replay::clock::Timeline;
 use caspers_replay::dataset::Dataset;
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -69,6 +68,11 @@ struct Stats {
     errors: AtomicU64,
     /// Bytes read from the sockets (HTTP chunking and WebSocket framing included).
     bytes: AtomicU64,
+    /// WebSocket: bytes read (handshake aside), the messages' text once inflated, and
+    /// the events they held.
+    ws_bytes: AtomicU64,
+    inflated: AtomicU64,
+    ws_events: AtomicU64,
 }
 
 impl Stats {
@@ -79,6 +83,9 @@ impl Stats {
             lagged: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            ws_bytes: AtomicU64::new(0),
+            inflated: AtomicU64::new(0),
+            ws_events: AtomicU64::new(0),
         }
     }
 }
@@ -319,49 +326,95 @@ fn sse_line(line: &[u8], emitted: &mut u64, at: u64, received: &AtomicU64, stats
     }
 }
 
-/// A WebSocket subscriber.
+/// A WebSocket subscriber, offering permessage-deflate when `deflate` (as browsers do).
+/// It reads the server's frames with the crate's own reader.
 async fn ws_client(
     addr: SocketAddr,
     n: usize,
     query: String,
+    deflate: bool,
     received: Arc<AtomicU64>,
     stats: Arc<Stats>,
 ) {
-    let Ok(s) = connect_from(addr, n).await else {
+    use caspers_replay::sinks::websocket::{Message, MessageReader};
+    let Ok(mut s) = connect_from(addr, n).await else {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let url = format!("ws://{addr}/v1/ws{query}");
-    let Ok((mut ws, _)) = tokio_tungstenite::client_async(url, s).await else {
+    let offer = if deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    } else {
+        ""
+    };
+    let req = format!(
+        "GET /v1/ws{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
+    );
+    if s.write_all(req.as_bytes()).await.is_err() {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
-    };
-    while let Some(Ok(message)) = ws.next().await {
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut head = Vec::new();
+    let mut reader: Option<MessageReader> = None;
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
         let at = now_ms();
-        let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
-            continue;
+        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        let reader = match &mut reader {
+            Some(r) => {
+                stats.ws_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                r.extend(&buf[..n]);
+                r
+            }
+            None => {
+                head.extend_from_slice(&buf[..n]);
+                let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+                if !text.starts_with("http/1.1 101") {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                let negotiated = text.contains("permessage-deflate");
+                let r = reader.insert(MessageReader::from_server(negotiated, 1 << 30));
+                let rest = &head[end + 4..];
+                stats.ws_bytes.fetch_add(rest.len() as u64, Ordering::Relaxed);
+                r.extend(rest);
+                r
+            }
         };
-        let text = text.as_str();
-        let frame_header = match text.len() {
-            0..126 => 2,
-            126..65_536 => 4,
-            _ => 10,
-        };
-        stats
-            .bytes
-            .fetch_add((text.len() + frame_header) as u64, Ordering::Relaxed);
-        if let Some(rest) = text.strip_prefix("{\"type\":\"events\",\"emitted_at\":") {
-            let emitted: u64 = rest
-                .split(',')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(at);
-            let n = text.matches("{\"event_id\":").count() as u64;
-            received.fetch_add(n, Ordering::Relaxed);
-            stats.delays.add(at.saturating_sub(emitted), n);
-            stats.by_transport[1].add(at.saturating_sub(emitted), n);
-        } else if text.contains("\"type\":\"lagged\"") {
-            stats.lagged.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let text = match reader.next_message() {
+                Ok(Some(Message::Text(text))) => text,
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(_) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            stats
+                .inflated
+                .fetch_add(text.len() as u64, Ordering::Relaxed);
+            if let Some(rest) = text.strip_prefix("{\"type\":\"events\",\"emitted_at\":") {
+                let emitted: u64 = rest
+                    .split(',')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(at);
+                let n = text.matches("{\"event_id\":").count() as u64;
+                received.fetch_add(n, Ordering::Relaxed);
+                stats.delays.add(at.saturating_sub(emitted), n);
+                stats.by_transport[1].add(at.saturating_sub(emitted), n);
+                stats.ws_events.fetch_add(n, Ordering::Relaxed);
+            } else if text.contains("\"type\":\"lagged\"") {
+                stats.lagged.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -379,6 +432,8 @@ struct Scenario {
     pin: bool,
     /// Extra clients that subscribe to everything and never read.
     never_read: usize,
+    /// WebSocket clients offer permessage-deflate.
+    deflate: bool,
 }
 
 /// What the generator process reports for one replica's subscribers.
@@ -395,6 +450,9 @@ struct ReplicaReport {
     lagged: u64,
     errors: u64,
     bytes: u64,
+    ws_bytes: u64,
+    inflated: u64,
+    ws_events: u64,
 }
 
 fn report(stats: &Stats, groups: Vec<(u8, u64, u64)>) -> ReplicaReport {
@@ -409,6 +467,9 @@ fn report(stats: &Stats, groups: Vec<(u8, u64, u64)>) -> ReplicaReport {
         lagged: stats.lagged.load(Ordering::Relaxed),
         errors: stats.errors.load(Ordering::Relaxed),
         bytes: stats.bytes.load(Ordering::Relaxed),
+        ws_bytes: stats.ws_bytes.load(Ordering::Relaxed),
+        inflated: stats.inflated.load(Ordering::Relaxed),
+        ws_events: stats.ws_events.load(Ordering::Relaxed),
     }
 }
 
@@ -438,7 +499,13 @@ async fn subscribers_counted(addrs: &[SocketAddr]) -> usize {
 /// The load generator, a process of its own: opens the subscribers (half SSE, half
 /// WebSocket, pairs of them on each replica in turn), says `ready` when the servers count
 /// them all, and prints its figures as JSON when told `stop` on standard input.
-fn generator(addrs: &[SocketAddr], subscribers: usize, filtered: bool, never_read: usize) {
+fn generator(
+    addrs: &[SocketAddr],
+    subscribers: usize,
+    filtered: bool,
+    never_read: usize,
+    deflate: bool,
+) {
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -468,7 +535,7 @@ fn generator(addrs: &[SocketAddr], subscribers: usize, filtered: bool, never_rea
             if i % 2 == 0 {
                 tokio::spawn(sse_client(addr, i, query, received, stats));
             } else {
-                tokio::spawn(ws_client(addr, i, query, received, stats));
+                tokio::spawn(ws_client(addr, i, query, deflate, received, stats));
             }
             if i % 500 == 499 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -569,6 +636,9 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     if sc.filtered {
         cmd.arg("--filtered");
     }
+    if sc.deflate {
+        cmd.arg("--deflate");
+    }
     let mut gen_child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -658,6 +728,9 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     let mut expected = 0u64;
     let mut delivered = 0u64;
     let mut bytes = 0u64;
+    let (ws_bytes, inflated, ws_events) = reports.iter().fold((0, 0, 0), |a, r| {
+        (a.0 + r.ws_bytes, a.1 + r.inflated, a.2 + r.ws_events)
+    });
     for r in &reports {
         for &(loc, n, got) in &r.groups {
             expected += want(loc) * n;
@@ -705,6 +778,17 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         bytes as f64 / delivered.max(1) as f64,
         value("caspers_tick_duration_seconds_total ") / ticks * 1e3,
         value("caspers_tick_duration_seconds_max ") * 1e3
+    );
+    println!(
+        "  WebSocket{}: {:.0} bytes per event on the wire, {:.0} as text ({:.1} %)",
+        if sc.deflate {
+            " (clients offer permessage-deflate)"
+        } else {
+            ""
+        },
+        ws_bytes as f64 / ws_events.max(1) as f64,
+        inflated as f64 / ws_events.max(1) as f64,
+        100.0 * ws_bytes as f64 / inflated.max(1) as f64,
     );
     println!(
         "  CPU over the run (cores): server {:.2} ({:.3} per 1,000 subscribers), load generator {:.2}; server RSS {rss_empty:.0} MB empty, {rss_idle:.0} MB with idle subscribers ({:.1} KB each), {rss_busy:.0} MB after the run, {rss_peak:.0} MB at most",
@@ -766,6 +850,7 @@ fn main() {
             n,
             args.iter().any(|a| a == "--filtered"),
             never_read,
+            args.iter().any(|a| a == "--deflate"),
         );
         return;
     }
@@ -786,18 +871,21 @@ fn main() {
             at,
             pin,
             never_read: arg("--never-read").map_or(0, |v| v.parse().expect("--never-read N")),
+            deflate: args.iter().any(|a| a == "--deflate"),
         }],
         None => [
-            // (subscribers, speed, one location each, seconds, clients that never read)
-            (10_000, 3600.0, true, 10, 0),
-            (2_000, 3600.0, false, 10, 0),
-            (1_000, 3600.0, false, 10, 0),
-            (100, 86_400.0, false, 10, 0),
-            (1_000, 86_400.0, false, 10, 5_000),
+            // (subscribers, speed, one location each, seconds, clients that never read,
+            // WebSocket clients offer permessage-deflate)
+            (10_000, 3600.0, true, 10, 0, false),
+            (10_000, 3600.0, true, 10, 0, true),
+            (2_000, 3600.0, false, 10, 0, false),
+            (1_000, 3600.0, false, 10, 0, false),
+            (100, 86_400.0, false, 10, 0, false),
+            (1_000, 86_400.0, false, 10, 5_000, false),
         ]
         .into_iter()
         .map(
-            |(subscribers, speed, filtered, seconds, never_read)| Scenario {
+            |(subscribers, speed, filtered, seconds, never_read, deflate)| Scenario {
                 subscribers,
                 speed,
                 seconds,
@@ -806,6 +894,7 @@ fn main() {
                 at,
                 pin,
                 never_read,
+                deflate,
             },
         )
         .collect(),

@@ -17,7 +17,7 @@ use crate::clock::Position;
 use crate::sinks::filter::Filter;
 use crate::sinks::hub::{Start, Subscription, Transport};
 use crate::sinks::queue::{ClientQueue, Outgoing};
-use crate::sinks::websocket::{self, ClientMessage, MessageReader, WsOpcode};
+use crate::sinks::websocket::{self, Message, MessageReader, WsOpcode};
 
 /// The connection's socket (set when it is accepted).
 #[derive(Clone, Copy)]
@@ -343,7 +343,7 @@ pub async fn websocket(
     let mut payload = body;
     actix_web::rt::spawn(async move {
         use futures_util::StreamExt;
-        let mut reader = MessageReader::new(deflate, 64 * 1024);
+        let mut reader = MessageReader::from_client(deflate, 64 * 1024);
         let command = 'read: loop {
             match payload.next().await {
                 Some(Ok(chunk)) => reader.extend(&chunk),
@@ -351,12 +351,12 @@ pub async fn websocket(
             }
             loop {
                 let command = match reader.next_message() {
-                    Ok(Some(ClientMessage::Ping(b))) => WsCommand::Pong(b),
-                    Ok(Some(ClientMessage::Text(t))) => match parse_filter_message(&t) {
+                    Ok(Some(Message::Ping(b))) => WsCommand::Pong(b),
+                    Ok(Some(Message::Text(t))) => match parse_filter_message(&t) {
                         Ok((filter, snapshot)) => WsCommand::Filter(filter, snapshot),
                         Err(e) => WsCommand::Error(e),
                     },
-                    Ok(Some(ClientMessage::Close)) => {
+                    Ok(Some(Message::Close)) => {
                         break 'read WsCommand::Close(1000, String::new());
                     }
                     Ok(None) => break,

@@ -7,7 +7,8 @@
 //! compressed frame is valid for every connection that negotiated the extension. Frames
 //! from clients (filter messages, pings, close) are few and small; they are read by
 //! [`MessageReader`], which inflates a client's compressed messages with the context the
-//! client keeps across them.
+//! client keeps across them (the load bench's clients read the server's frames with it
+//! too).
 
 use bytes::{Buf, Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
@@ -112,9 +113,9 @@ pub fn deflate_offered(header: &str) -> bool {
     })
 }
 
-/// A message from the client.
+/// A message from the peer.
 #[derive(Debug, PartialEq)]
-pub enum ClientMessage {
+pub enum Message {
     Text(String),
     Ping(Bytes),
     Close,
@@ -134,12 +135,15 @@ fn protocol_error(code: u16, reason: &str) -> ProtocolError {
     }
 }
 
-/// Reads a client's frames into messages: unmasks, joins fragments, inflates compressed
+/// Reads a peer's frames into messages: unmasks, joins fragments, inflates compressed
 /// messages, and refuses what breaks the protocol.
 pub struct MessageReader {
     buf: BytesMut,
     max_message: usize,
     deflate: bool,
+    /// Reading a client's frames (masked, compressed with context takeover), or the
+    /// server's (unmasked, each compressed message on its own).
+    from_client: bool,
     /// Created on the first compressed message (most clients never send one).
     inflater: Option<Decompress>,
     /// A fragmented data message so far: whether compressed, whether text, its bytes.
@@ -147,13 +151,23 @@ pub struct MessageReader {
 }
 
 impl MessageReader {
-    pub fn new(deflate: bool, max_message: usize) -> MessageReader {
+    /// The server's reader of a client's frames.
+    pub fn from_client(deflate: bool, max_message: usize) -> MessageReader {
         MessageReader {
             buf: BytesMut::new(),
             max_message,
             deflate,
+            from_client: true,
             inflater: None,
             partial: None,
+        }
+    }
+
+    /// A client's reader of this server's frames (`server_no_context_takeover`).
+    pub fn from_server(deflate: bool, max_message: usize) -> MessageReader {
+        MessageReader {
+            from_client: false,
+            ..MessageReader::from_client(deflate, max_message)
         }
     }
 
@@ -163,7 +177,7 @@ impl MessageReader {
     }
 
     /// The next whole message, if the bytes so far hold one.
-    pub fn next_message(&mut self) -> Result<Option<ClientMessage>, ProtocolError> {
+    pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
         loop {
             let Some((first, payload)) = self.next_frame()? else {
                 return Ok(None);
@@ -175,14 +189,14 @@ impl MessageReader {
                 return Err(protocol_error(1002, "reserved bits set"));
             }
             match opcode {
-                0x8 => return Ok(Some(ClientMessage::Close)),
+                0x8 => return Ok(Some(Message::Close)),
                 0x9 | 0xA if !fin || rsv1 => {
                     return Err(protocol_error(
                         1002,
                         "fragmented or compressed control frame",
                     ));
                 }
-                0x9 => return Ok(Some(ClientMessage::Ping(payload.freeze()))),
+                0x9 => return Ok(Some(Message::Ping(payload.freeze()))),
                 0xA => continue,
                 0x1 | 0x2 if self.partial.is_none() => {
                     self.partial = Some((rsv1, opcode == 0x1, payload.to_vec()));
@@ -208,6 +222,9 @@ impl MessageReader {
             let (compressed, text, bytes) = self.partial.take().expect("a data message");
             let bytes = if compressed {
                 let inflater = self.inflater.get_or_insert_with(|| Decompress::new(false));
+                if !self.from_client {
+                    inflater.reset(false);
+                }
                 inflate(inflater, &bytes, self.max_message)?
             } else {
                 bytes
@@ -216,7 +233,7 @@ impl MessageReader {
                 continue;
             }
             return match String::from_utf8(bytes) {
-                Ok(t) => Ok(Some(ClientMessage::Text(t))),
+                Ok(t) => Ok(Some(Message::Text(t))),
                 Err(_) => Err(protocol_error(1007, "a text message must be UTF-8")),
             };
         }
@@ -228,8 +245,12 @@ impl MessageReader {
         if b.len() < 2 {
             return Ok(None);
         }
-        if b[1] & 0x80 == 0 {
-            return Err(protocol_error(1002, "a client's frames must be masked"));
+        let masked = b[1] & 0x80 != 0;
+        if masked != self.from_client {
+            return Err(protocol_error(
+                1002,
+                "a client's frames must be masked, a server's must not",
+            ));
         }
         let (len, header) = match b[1] & 0x7f {
             126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
@@ -240,16 +261,19 @@ impl MessageReader {
         if len > self.max_message as u64 {
             return Err(protocol_error(1009, "message too big"));
         }
-        let len = len as usize;
-        if b.len() < header + 4 + len {
+        let (len, mask_len) = (len as usize, if masked { 4 } else { 0 });
+        if b.len() < header + mask_len + len {
             return Ok(None);
         }
         let first = b[0];
-        let mask: [u8; 4] = b[header..header + 4].try_into().expect("4");
-        self.buf.advance(header + 4);
+        let mut mask = [0u8; 4];
+        mask[..mask_len].copy_from_slice(&b[header..header + mask_len]);
+        self.buf.advance(header + mask_len);
         let mut payload = self.buf.split_to(len);
-        for (i, byte) in payload.iter_mut().enumerate() {
-            *byte ^= mask[i & 3];
+        if masked {
+            for (i, byte) in payload.iter_mut().enumerate() {
+                *byte ^= mask[i & 3];
+            }
         }
         Ok(Some((first, payload)))
     }
@@ -335,7 +359,7 @@ mod tests {
 
     #[test]
     fn reads_masked_fragmented_and_compressed_messages() {
-        let mut r = MessageReader::new(true, 1 << 16);
+        let mut r = MessageReader::from_client(true, 1 << 16);
         let mut bytes = client_frame(0x01, b"{\"type\":");
         bytes.extend(client_frame(0x89, b"hi"));
         bytes.extend(client_frame(0x80, b"\"filter\"}"));
@@ -344,31 +368,49 @@ mod tests {
         let f = client_frame(0xC1, &compressed);
         bytes.extend(&f[..5]);
         r.extend(&bytes);
-        assert_eq!(r.next_message(), Ok(Some(ClientMessage::Ping("hi".into()))));
+        assert_eq!(r.next_message(), Ok(Some(Message::Ping("hi".into()))));
         assert_eq!(
             r.next_message(),
-            Ok(Some(ClientMessage::Text("{\"type\":\"filter\"}".into())))
+            Ok(Some(Message::Text("{\"type\":\"filter\"}".into())))
         );
         assert_eq!(r.next_message(), Ok(None));
         r.extend(&f[5..]);
         assert_eq!(
             r.next_message(),
-            Ok(Some(ClientMessage::Text(
+            Ok(Some(Message::Text(
                 "{\"type\":\"filter\",\"location_id\":[1]}".repeat(3)
             )))
         );
         r.extend(&client_frame(0x88, &1000u16.to_be_bytes()));
-        assert_eq!(r.next_message(), Ok(Some(ClientMessage::Close)));
+        assert_eq!(r.next_message(), Ok(Some(Message::Close)));
+    }
+
+    #[test]
+    fn reads_the_servers_frames_each_compressed_message_on_its_own() {
+        let payload = b"{\"type\":\"events\",\"events\":[]}".repeat(30);
+        let mut r = MessageReader::from_server(true, 1 << 16);
+        for _ in 0..3 {
+            r.extend(&text_message(&payload, true));
+        }
+        r.extend(&frame(WsOpcode::Ping, b""));
+        for _ in 0..3 {
+            let text = String::from_utf8(payload.clone()).unwrap();
+            assert_eq!(r.next_message(), Ok(Some(Message::Text(text))));
+        }
+        assert_eq!(r.next_message(), Ok(Some(Message::Ping(Bytes::new()))));
     }
 
     #[test]
     fn refuses_protocol_errors() {
         let code = |deflate: bool, bytes: Vec<u8>| {
-            let mut r = MessageReader::new(deflate, 100);
+            let mut r = MessageReader::from_client(deflate, 100);
             r.extend(&bytes);
             r.next_message().unwrap_err().code
         };
         assert_eq!(code(true, framed(0x81, b"unmasked")), 1002);
+        let mut from_server = MessageReader::from_server(true, 100);
+        from_server.extend(&client_frame(0x81, b"masked"));
+        assert_eq!(from_server.next_message().unwrap_err().code, 1002);
         assert_eq!(
             code(false, client_frame(0xC1, b"x")),
             1002,
