@@ -383,7 +383,9 @@ async fn ws_client(
                 let negotiated = text.contains("permessage-deflate");
                 let r = reader.insert(MessageReader::from_server(negotiated, 1 << 30));
                 let rest = &head[end + 4..];
-                stats.ws_bytes.fetch_add(rest.len() as u64, Ordering::Relaxed);
+                stats
+                    .ws_bytes
+                    .fetch_add(rest.len() as u64, Ordering::Relaxed);
                 r.extend(rest);
                 r
             }

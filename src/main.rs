@@ -70,6 +70,56 @@ enum Command {
         #[arg(long)]
         reset: bool,
     },
+    /// For the Spark data source (python/caspers_replay): print a stream's next offset as
+    /// JSON, the end of the window after --start (without it, a new stream's initial one).
+    SparkOffset {
+        /// Dataset directory.
+        #[arg(long, default_value = dataset::DEFAULT_DIR)]
+        dataset: PathBuf,
+        /// The offset to plan from, as this command printed it.
+        #[arg(long, value_name = "JSON")]
+        start: Option<String>,
+        /// Day of the dataset (0-based) the first window catches up to.
+        #[arg(long, default_value_t = 20)]
+        start_day: i64,
+        /// Simulated seconds per wall-clock second, for windows after the first.
+        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+        speed: f64,
+        /// At the dataset's end, start again.
+        #[arg(long = "loop")]
+        looping: bool,
+        /// Rebase ts so the start day is the first window's date.
+        #[arg(long)]
+        shift_to_today: bool,
+        /// Pin the wall clock (RFC 3339).
+        #[arg(long, value_parser = parse_now)]
+        now: Option<i64>,
+        /// Print the dataset's bounds instead: {"start": .., "end": ..} (Unix seconds).
+        #[arg(long, conflicts_with = "start")]
+        bounds: bool,
+    },
+    /// For the Spark data source: write the events of simulation time [--from, --to) as an
+    /// Arrow IPC stream (the seed's schema) to standard output.
+    SparkRead {
+        /// Dataset directory.
+        #[arg(long, default_value = dataset::DEFAULT_DIR)]
+        dataset: PathBuf,
+        /// Simulation time (Unix seconds) from, inclusive.
+        #[arg(long, allow_negative_numbers = true)]
+        from: i64,
+        /// Simulation time (Unix seconds) to, exclusive.
+        #[arg(long, allow_negative_numbers = true)]
+        to: i64,
+        /// Seconds added to every ts.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        shift_seconds: i64,
+        /// Past the dataset's end, read its loops.
+        #[arg(long = "loop")]
+        looping: bool,
+        /// Only these locations (comma-separated ids).
+        #[arg(long, value_name = "IDS")]
+        location_id: Option<String>,
+    },
     /// Load and check a dataset, then print what it holds.
     Inspect {
         /// Dataset directory.
@@ -187,6 +237,69 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 reset,
             };
             replay(&dataset, &opts)
+        }
+        Some(Command::SparkOffset {
+            dataset,
+            start,
+            start_day,
+            speed,
+            looping,
+            shift_to_today,
+            now,
+            bounds,
+        }) => {
+            let ds = Dataset::open(&dataset)?;
+            if bounds {
+                println!(
+                    "{}",
+                    serde_json::json!({"start": ds.start(), "end": ds.end(), "days": ds.days()})
+                );
+                return Ok(());
+            }
+            let opts = replay::spark::SourceOptions {
+                start_day,
+                speed,
+                looping,
+                shift_to_today,
+            };
+            let now = now.map_or_else(time::now_unix_f64, |t| t as f64);
+            let offset = match start {
+                None => replay::spark::initial_offset(&ds, &opts, now),
+                Some(text) => {
+                    let start = serde_json::from_str(&text).map_err(|e| {
+                        anyhow::anyhow!("--start is not an offset of this source: {e}")
+                    })?;
+                    replay::spark::latest_offset(&ds, &opts, &start, now)
+                }
+            }
+            .map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string(&offset)?);
+            Ok(())
+        }
+        Some(Command::SparkRead {
+            dataset,
+            from,
+            to,
+            shift_seconds,
+            looping,
+            location_id,
+        }) => {
+            let ds = Dataset::open(&dataset)?;
+            let filter = caspers_replay::sinks::filter::Filter::parse(location_id.as_deref(), None)
+                .map_err(anyhow::Error::msg)?;
+            let timeline = caspers_replay::clock::Timeline::new(&ds, looping);
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            caspers_replay::sinks::arrow::write_arrow_stream(
+                &ds,
+                &timeline,
+                (from, to),
+                shift_seconds,
+                filter,
+                &mut out,
+            )?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
         }
         Some(Command::Serve(args)) => serve(args),
         None => serve(ServeArgs::defaults()),

@@ -18,36 +18,77 @@ pub struct EventShift {
     pub seconds: i64,
 }
 
+/// An event's fields, ready to write: the one place they are derived (ids, the shifted
+/// time, the loop's order id suffix), for the JSON object and the Arrow columns alike.
+pub struct EventFields<'a> {
+    pub event_id: [u8; EVENT_ID_LEN],
+    pub event_type: EventType,
+    pub ts: [u8; TS_LEN],
+    pub location_id: u8,
+    order_id: &'a [u8],
+    loop_index: u32,
+    pub sequence: u32,
+}
+
+impl<'a> EventFields<'a> {
+    pub fn of(index: &'a EventIndex, pos: usize, shift: EventShift) -> EventFields<'a> {
+        let order_id = index.order_id(pos);
+        let sequence = index.sequence(pos);
+        let mut event_id = [0u8; EVENT_ID_LEN];
+        write_event_id(order_id, shift.loop_index, sequence, &mut event_id);
+        let mut ts = [0u8; TS_LEN];
+        write_ts(index.ts(pos) + shift.seconds, &mut ts);
+        EventFields {
+            event_id,
+            event_type: index.event_type(pos),
+            ts,
+            location_id: index.location_id(pos),
+            order_id,
+            loop_index: shift.loop_index,
+            sequence: sequence.into(),
+        }
+    }
+
+    /// The order id, with `-Lk` in loop k > 0.
+    pub fn write_order_id(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.order_id);
+        if self.loop_index > 0 {
+            out.extend_from_slice(b"-L");
+            push_int(out, self.loop_index);
+        }
+    }
+}
+
 /// Appends the JSON object of the event at `pos` (no trailing newline) to `out`.
 pub fn expand_event(index: &EventIndex, pos: usize, shift: EventShift, out: &mut Vec<u8>) {
-    let event_type = index.event_type(pos);
-    let order_id = index.order_id(pos);
-    let sequence = index.sequence(pos);
-
-    let mut id = [0u8; EVENT_ID_LEN];
-    write_event_id(order_id, shift.loop_index, sequence, &mut id);
-    let mut ts = [0u8; TS_LEN];
-    write_ts(index.ts(pos) + shift.seconds, &mut ts);
-
+    let f = EventFields::of(index, pos, shift);
     out.extend_from_slice(b"{\"event_id\":\"");
-    out.extend_from_slice(&id);
+    out.extend_from_slice(&f.event_id);
     out.extend_from_slice(b"\",\"event_type\":\"");
-    out.extend_from_slice(event_type.name().as_bytes());
+    out.extend_from_slice(f.event_type.name().as_bytes());
     out.extend_from_slice(b"\",\"ts\":\"");
-    out.extend_from_slice(&ts);
+    out.extend_from_slice(&f.ts);
     out.extend_from_slice(b"\",\"location_id\":");
-    push_int(out, index.location_id(pos));
+    push_int(out, f.location_id);
     out.extend_from_slice(b",\"order_id\":\"");
-    out.extend_from_slice(order_id);
-    if shift.loop_index > 0 {
-        out.extend_from_slice(b"-L");
-        push_int(out, shift.loop_index);
-    }
+    f.write_order_id(out);
     out.extend_from_slice(b"\",\"sequence\":");
-    push_int(out, sequence);
+    push_int(out, f.sequence);
     out.extend_from_slice(b",\"body\":\"{");
-    write_body(index, pos, event_type, out);
+    write_body(index, pos, f.event_type, out);
     out.extend_from_slice(b"}\"}");
+}
+
+/// The body object's JSON text itself (the `body` column), appended to `out`: the same
+/// members as the JSON object's body string, unescaped once. `scratch` is reused.
+pub fn write_body_text(index: &EventIndex, pos: usize, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+    scratch.clear();
+    scratch.extend_from_slice(b"\"{");
+    write_body(index, pos, index.event_type(pos), scratch);
+    scratch.extend_from_slice(b"}\"");
+    // The body string holds only what write_body escaped, so it is always a valid one.
+    let text: String = serde_json::from_slice(scratch).expect("an escaped body");
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// The members of the body object, escaped for the body string.

@@ -5,7 +5,7 @@ mod expand;
 pub mod json;
 
 pub use event_id::{EVENT_ID_LEN, write_event_id};
-pub use expand::{EventShift, expand_event};
+pub use expand::{EventFields, EventShift, expand_event, write_body_text};
 
 /// The eight event types, numbered as `event_type_id` in `events.parquet`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

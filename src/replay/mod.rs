@@ -7,6 +7,7 @@
 //! time with no gap and no overlap whatever the schedule.
 
 pub mod checkpoint;
+pub mod spark;
 
 use std::path::{Path, PathBuf};
 
@@ -130,13 +131,14 @@ pub fn run(
     // This run's window.
     let first_run = cp.runs == 0;
     let start = cp.window_end;
-    let (raw_end, wall_clock) = if first_run {
-        let end = timeline.day_start(opts.start_day) + seconds_of_day(opts.now.floor() as i64);
-        (end, opts.now)
-    } else {
-        next_window_end(cp.window_end, cp.wall_clock, opts.now, opts.speed)
-    };
-    let end = timeline.clamp(raw_end);
+    let (end, wall_clock) = plan_window(
+        &timeline,
+        first_run,
+        (cp.window_end, cp.wall_clock),
+        opts.start_day,
+        opts.speed,
+        opts.now,
+    );
     report.window = (start, end.max(start));
     if end <= start && !first_run {
         report.note = Some(match timeline.end() {
@@ -152,8 +154,7 @@ pub fn run(
     let pending = Pending {
         window_start: start,
         window_end: end.max(start),
-        // Held at the dataset's end, the clock restarts from now should it ever resume.
-        wall_clock: if end < raw_end { opts.now } else { wall_clock },
+        wall_clock,
         file: None,
     };
     let (file, events) = write_window(ds, &timeline, &cp, &pending, opts, progress)?;
@@ -179,6 +180,36 @@ pub fn run(
     Ok(report)
 }
 
+/// The end of the window after `prev` (its end and the wall-clock instant it stood there),
+/// and the wall-clock instant the new end corresponds to (SPEC section 3). The one rule
+/// for the batch replay and the Spark source alike: the first run catches up to the start
+/// day at `now`'s UTC time of day; later runs advance by the wall time since times `speed`;
+/// both stop at the dataset's end unless looping.
+pub fn plan_window(
+    timeline: &Timeline,
+    first_run: bool,
+    prev: (i64, f64),
+    start_day: i64,
+    speed: f64,
+    now: f64,
+) -> (i64, f64) {
+    let (raw_end, wall_clock) = if first_run {
+        let end = timeline.day_start(start_day) + seconds_of_day(now.floor() as i64);
+        (end, now)
+    } else {
+        next_window_end(prev.0, prev.1, now, speed)
+    };
+    let end = timeline.clamp(raw_end);
+    // Held at the dataset's end, the clock restarts from now should it ever resume.
+    (end, if end < raw_end { now } else { wall_clock })
+}
+
+/// Seconds added to every `ts` with `--shift-to-today`: the start day lands on `now`'s
+/// UTC date. Fixed at the first run.
+pub fn shift_to_today_seconds(timeline: &Timeline, start_day: i64, now: f64) -> i64 {
+    (now.floor() as i64).div_euclid(DAY) * DAY - timeline.day_start(start_day)
+}
+
 /// The end of a later run's window and the wall-clock instant it corresponds to. Only whole
 /// simulated seconds are emitted; the wall time of the remaining fraction carries over to
 /// the next run instead of being lost, so no schedule drifts.
@@ -199,7 +230,7 @@ fn first_checkpoint(
 ) -> Checkpoint {
     // Rebase so that the start day lands on the first run's date (UTC), fixed from now on.
     let shift_seconds = if opts.shift_to_today {
-        (opts.now.floor() as i64).div_euclid(DAY) * DAY - timeline.day_start(opts.start_day)
+        shift_to_today_seconds(timeline, opts.start_day, opts.now)
     } else {
         0
     };

@@ -2,6 +2,7 @@
 //! hub that frames each tick's events once per transport and fans them out to subscribers'
 //! byte-bounded queues, drained by SSE and WebSocket writers; the WebSocket wire format and its compression.
 
+pub mod arrow;
 pub mod files;
 pub mod filter;
 pub mod hub;
