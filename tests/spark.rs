@@ -1,0 +1,92 @@
+//! The `caspers` PySpark source (python/caspers_replay) in real PySpark, local mode: each
+//! test runs a case of tests/python/spark_source.py against this build's engine.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// One Spark at a time: each is a JVM that wants both cores.
+static SPARK: Mutex<()> = Mutex::new(());
+
+fn spark_case(case: &str, args: &[&Path]) -> String {
+    let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
+    let ok = Command::new("python3")
+        .args(["-c", "import pyspark, pyarrow"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "PySpark 4 and pyarrow are missing: pip install pyspark pyarrow (scripts/test.sh does it)"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(root.join("tests/python/spark_source.py"))
+        .arg(case)
+        .args(args)
+        .env("PYTHONPATH", root.join("python"))
+        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+        .env("TZ", "UTC")
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn fixture_dataset() -> PathBuf {
+    let dir = common::scratch_dir("spark_fixture_1day");
+    std::fs::copy(
+        common::shared_dir().join("fixtures/events_1day.parquet"),
+        dir.join("events.parquet"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn three_pinned_available_now_runs_emit_what_the_seed_emitted() {
+    let dataset = fixture_dataset();
+    let work = common::scratch_dir("spark_seed_runs");
+    let seed = common::shared_dir().join("fixtures/seed_output_1day");
+    let out = spark_case("seed-runs", &[&dataset, &seed, &work]);
+    for run in 1..=3 {
+        assert!(
+            out.contains(&format!("ok: run {run}: every event as the seed's")),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("ok: a run at the same instant emits nothing"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_query_killed_mid_batch_ends_with_every_event_once() {
+    let (dataset, _) = common::generated_dataset("spark_killed_dataset", 5, 3);
+    let work = common::scratch_dir("spark_killed");
+    let out = spark_case("killed", &[&dataset, &work]);
+    assert!(out.contains("ok: every event of the window once"), "{out}");
+}
+
+#[test]
+fn batch_read_with_location_id_returns_only_that_location() {
+    let (dataset, _) = common::generated_dataset("spark_batch_dataset", 3, 5);
+    let out = spark_case("batch", &[&dataset]);
+    assert!(out.contains("ok: only location 2"), "{out}");
+}
+
+#[test]
+fn spark_says_what_is_wrong_with_a_path_an_option_or_a_dataset() {
+    let (dataset, _) = common::generated_dataset("spark_errors_dataset", 2, 5);
+    let bad = common::scratch_dir("spark_bad_dataset");
+    std::fs::write(bad.join("events.parquet"), b"PAR1 this is not parquet").unwrap();
+    let out = spark_case("errors", &[&dataset, &bad]);
+    assert!(out.contains("ok: a damaged dataset"), "{out}");
+}
