@@ -27,6 +27,14 @@ if [ ! -x /usr/sbin/nats-server ] && [ ! -x /usr/bin/nats-server ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nats-server > /dev/null
 fi
+# The Spark source is tested in real PySpark 4 (local mode, on the machine's Java 17).
+if ! python3 -c "import pyspark, sys; sys.exit(int(pyspark.__version__.split('.')[0]) < 4)" 2>/dev/null; then
+  echo "installing PySpark 4 for the Spark source tests..."
+  python3 -m pip install --quiet --disable-pip-version-check "pyspark>=4.2,<5"
+fi
+# The package installs as a user installs it (this builds the engine with cargo).
+python3 -m pip install --quiet --disable-pip-version-check ./python
+python3 -c "from caspers_replay._engine import engine_path; print('caspers_replay installed, engine', engine_path())"
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 fi

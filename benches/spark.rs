@@ -1,0 +1,58 @@
+//! The Spark source against the seed's: the catch-up of days 0-70 of the 90-day generated
+//! dataset through Spark (availableNow, JSON sink, local[2]), each in a Python process of
+//! its own (Spark's start-up and the sink included), the clock pinned the same way.
+//! `cargo bench --bench spark` (needs PySpark 4, pandas and ../shared/seed).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(which: &str, dataset: &Path, out: &Path) -> serde_json::Value {
+    let _ = std::fs::remove_dir_all(out);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("python3")
+        .arg(root.join("benches/spark_source.py"))
+        .arg(which)
+        .arg(dataset)
+        .arg(out)
+        // Day 70 at 00:00: the first window is days 0-70.
+        .args(["70", "2026-11-24T00:00:00Z"])
+        .env("PYTHONPATH", root.join("python"))
+        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+        .env("TZ", "UTC")
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{which}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the run's figures")
+}
+
+fn main() {
+    let dataset = common::full_dataset();
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // The engine's index cache is built once beforehand, as a user's second run finds it.
+    let _ = caspers_replay::dataset::Dataset::open(&dataset).expect("load");
+    let ours = run("ours", &dataset, &scratch.join("spark-bench-ours"));
+    let seed = run("seed", &dataset, &scratch.join("spark-bench-seed"));
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    println!("catch-up of days 0-70 through Spark (availableNow, JSON sink, local[2]):");
+    for (name, v) in [("caspers_replay", &ours), ("seed's source", &seed)] {
+        println!(
+            "  {name:>14}: {} rows in {:.1} s end to end; {:.2} s in the source's read",
+            v["rows"],
+            f(v, "seconds"),
+            f(v, "read_seconds")
+        );
+    }
+    println!(
+        "  ratio (seed / ours): {:.1}x end to end, {:.0}x in read",
+        f(&seed, "seconds") / f(&ours, "seconds"),
+        f(&seed, "read_seconds") / f(&ours, "read_seconds")
+    );
+    assert_eq!(ours["rows"], seed["rows"], "both emit the same events");
+}
