@@ -40,7 +40,12 @@ fn spark_case(case: &str, args: &[&Path]) -> String {
 }
 
 fn fixture_dataset() -> PathBuf {
-    let dir = common::scratch_dir("spark_fixture_1day");
+    fixture_dataset_named("spark_fixture_1day")
+}
+
+/// The pandas-written fixture day as a dataset directory of its own.
+fn fixture_dataset_named(name: &str) -> PathBuf {
+    let dir = common::scratch_dir(name);
     std::fs::copy(
         common::shared_dir().join("fixtures/events_1day.parquet"),
         dir.join("events.parquet"),
@@ -89,4 +94,43 @@ fn spark_says_what_is_wrong_with_a_path_an_option_or_a_dataset() {
     std::fs::write(bad.join("events.parquet"), b"PAR1 this is not parquet").unwrap();
     let out = spark_case("errors", &[&dataset, &bad]);
     assert!(out.contains("ok: a damaged dataset"), "{out}");
+}
+
+#[test]
+fn the_example_notebook_runs_with_the_one_import_changed() {
+    let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
+    let dataset = fixture_dataset_named("spark_example_dataset");
+    let work = common::scratch_dir("spark_example");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(root.join("python/examples/replay_notebook.py"))
+        .arg("--dataset")
+        .arg(&dataset)
+        .arg("--out")
+        .arg(work.join("out"))
+        .arg("--checkpoint")
+        .arg(work.join("checkpoint"))
+        .args([
+            "--start-day",
+            "0",
+            "--speed",
+            "60",
+            "--now",
+            "2026-11-24T18:00:00Z",
+        ])
+        .env("PYTHONPATH", root.join("python"))
+        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The seed's first run at 18:00 on day 0 emitted 5,748 events.
+    assert!(
+        stdout.contains("Streaming query complete: 5748 events"),
+        "{stdout}"
+    );
 }
