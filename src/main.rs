@@ -51,21 +51,8 @@ enum Command {
         /// Output directory for the JSON lines files.
         #[arg(long)]
         out: PathBuf,
-        /// Day of the dataset (0-based) the first run catches up to.
-        #[arg(long, default_value_t = 20)]
-        start_day: i64,
-        /// Simulated seconds per wall-clock second, for runs after the first.
-        #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
-        speed: f64,
-        /// At the dataset's end, start again (loop k shifts ts by k spans, order_id gets -Lk).
-        #[arg(long = "loop")]
-        looping: bool,
-        /// Rebase ts so the start day is the first run's date (fixed in the checkpoint).
-        #[arg(long)]
-        shift_to_today: bool,
-        /// Pin the wall clock (RFC 3339), for tests and reproducible runs.
-        #[arg(long, value_parser = parse_now)]
-        now: Option<i64>,
+        #[command(flatten)]
+        window: WindowRule,
         /// Ignore the existing checkpoint and start over (the output directory keeps its files).
         #[arg(long)]
         reset: bool,
@@ -79,21 +66,8 @@ enum Command {
         /// The offset to plan from, as this command printed it.
         #[arg(long, value_name = "JSON")]
         start: Option<String>,
-        /// Day of the dataset (0-based) the first window catches up to.
-        #[arg(long, default_value_t = 20)]
-        start_day: i64,
-        /// Simulated seconds per wall-clock second, for windows after the first.
-        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-        speed: f64,
-        /// At the dataset's end, start again.
-        #[arg(long = "loop")]
-        looping: bool,
-        /// Rebase ts so the start day is the first window's date.
-        #[arg(long)]
-        shift_to_today: bool,
-        /// Pin the wall clock (RFC 3339).
-        #[arg(long, value_parser = parse_now)]
-        now: Option<i64>,
+        #[command(flatten)]
+        window: WindowRule,
         /// Print the dataset's bounds instead: {"start": .., "end": ..} (Unix seconds).
         #[arg(long, conflicts_with = "start")]
         bounds: bool,
@@ -197,6 +171,32 @@ struct ServeArgs {
     tiles_attribution: String,
 }
 
+/// What shapes the windows of `replay` and of the Spark source (SPEC section 3).
+#[derive(clap::Args, Clone)]
+struct WindowRule {
+    /// Day of the dataset (0-based) the first run catches up to.
+    #[arg(long, default_value_t = 20)]
+    start_day: i64,
+    /// Simulated seconds per wall-clock second, for runs after the first.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    speed: f64,
+    /// At the dataset's end, start again (loop k shifts ts by k spans, order_id gets -Lk).
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Rebase ts so the start day is the first run's date (fixed at the first run).
+    #[arg(long)]
+    shift_to_today: bool,
+    /// Pin the wall clock (RFC 3339), for tests and reproducible runs.
+    #[arg(long, value_parser = parse_now)]
+    now: Option<i64>,
+}
+
+impl WindowRule {
+    fn now(&self) -> f64 {
+        self.now.map_or_else(time::now_unix_f64, |t| t as f64)
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp(None)
@@ -219,21 +219,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dataset,
             checkpoint,
             out,
-            start_day,
-            speed,
-            looping,
-            shift_to_today,
-            now,
+            window,
             reset,
         }) => {
             let opts = ReplayOptions {
                 checkpoint,
                 out_dir: out,
-                start_day,
-                speed,
-                looping,
-                shift_to_today,
-                now: now.map_or_else(time::now_unix_f64, |t| t as f64),
+                start_day: window.start_day,
+                speed: window.speed,
+                looping: window.looping,
+                shift_to_today: window.shift_to_today,
+                now: window.now(),
                 reset,
             };
             replay(&dataset, &opts)
@@ -241,11 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::SparkOffset {
             dataset,
             start,
-            start_day,
-            speed,
-            looping,
-            shift_to_today,
-            now,
+            window,
             bounds,
         }) => {
             let ds = Dataset::open(&dataset)?;
@@ -257,12 +249,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let opts = replay::spark::SourceOptions {
-                start_day,
-                speed,
-                looping,
-                shift_to_today,
+                start_day: window.start_day,
+                speed: window.speed,
+                looping: window.looping,
+                shift_to_today: window.shift_to_today,
             };
-            let now = now.map_or_else(time::now_unix_f64, |t| t as f64);
+            let now = window.now();
             let offset = match start {
                 None => replay::spark::initial_offset(&ds, &opts, now),
                 Some(text) => {

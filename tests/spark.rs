@@ -11,6 +11,14 @@ use std::sync::Mutex;
 static SPARK: Mutex<()> = Mutex::new(());
 
 fn spark_case(case: &str, args: &[&Path]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut all = vec![std::ffi::OsStr::new(case)];
+    all.extend(args.iter().map(|a| a.as_os_str()));
+    run_python(&root.join("tests/python/spark_source.py"), &all)
+}
+
+/// Runs a Python script with this build's engine and package; its output, once it passed.
+fn run_python(script: &Path, args: &[&std::ffi::OsStr]) -> String {
     let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
     let ok = Command::new("python3")
         .args(["-c", "import pyspark, pyarrow"])
@@ -22,8 +30,7 @@ fn spark_case(case: &str, args: &[&Path]) -> String {
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("python3")
-        .arg(root.join("tests/python/spark_source.py"))
-        .arg(case)
+        .arg(script)
         .args(args)
         .env("PYTHONPATH", root.join("python"))
         .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
@@ -98,36 +105,32 @@ fn spark_says_what_is_wrong_with_a_path_an_option_or_a_dataset() {
 
 #[test]
 fn the_example_notebook_runs_with_the_one_import_changed() {
-    let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
     let dataset = fixture_dataset_named("spark_example_dataset");
     let work = common::scratch_dir("spark_example");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
-        .arg(root.join("python/examples/replay_notebook.py"))
-        .arg("--dataset")
-        .arg(&dataset)
-        .arg("--out")
-        .arg(work.join("out"))
-        .arg("--checkpoint")
-        .arg(work.join("checkpoint"))
-        .args([
+    let (out, checkpoint) = (work.join("out"), work.join("checkpoint"));
+    let args: Vec<&std::ffi::OsStr> = [
+        "--dataset".as_ref(),
+        dataset.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--checkpoint".as_ref(),
+        checkpoint.as_os_str(),
+    ]
+    .into_iter()
+    .chain(
+        [
             "--start-day",
             "0",
             "--speed",
             "60",
             "--now",
             "2026-11-24T18:00:00Z",
-        ])
-        .env("PYTHONPATH", root.join("python"))
-        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ]
+        .map(|a| a.as_ref()),
+    )
+    .collect();
+    let stdout = run_python(&root.join("python/examples/replay_notebook.py"), &args);
     // The seed's first run at 18:00 on day 0 emitted 5,748 events.
     assert!(
         stdout.contains("Streaming query complete: 5748 events"),
