@@ -231,7 +231,7 @@ async fn sse_client(
     let mut head = Vec::new();
     let mut chunk_left = 0usize;
     let mut size_line = Vec::new();
-    let mut emitted = 0u64;
+    let mut tally = Tally::new(&received, &stats, 0);
     loop {
         let n = match s.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -256,13 +256,54 @@ async fn sse_client(
                 &mut chunk_left,
                 &mut size_line,
                 &mut line,
-                &mut |l| sse_line(l, &mut emitted, at, &received, &stats),
+                &mut |l| sse_line(l, &mut tally, at),
             );
             data = &[];
         }
         process(data, &mut chunk_left, &mut size_line, &mut line, &mut |l| {
-            sse_line(l, &mut emitted, at, &received, &stats)
+            sse_line(l, &mut tally, at)
         });
+        tally.flush(at);
+    }
+}
+
+/// Events counted since the last flush, all of one tick: the shared counters and
+/// histograms are touched once per read and tick, not once per event (at 1.4 M events/s
+/// their atomics were a visible share of the generator's core).
+struct Tally<'a> {
+    emitted: u64,
+    events: u64,
+    received: &'a AtomicU64,
+    stats: &'a Stats,
+    /// 0 SSE, 1 WebSocket.
+    transport: usize,
+}
+
+impl<'a> Tally<'a> {
+    fn new(received: &'a AtomicU64, stats: &'a Stats, transport: usize) -> Tally<'a> {
+        Tally {
+            emitted: 0,
+            events: 0,
+            received,
+            stats,
+            transport,
+        }
+    }
+
+    /// A new tick's events start (received at `at`).
+    fn tick(&mut self, emitted: u64, at: u64) {
+        self.flush(at);
+        self.emitted = emitted;
+    }
+
+    fn flush(&mut self, at: u64) {
+        if self.events > 0 {
+            let delay = at.saturating_sub(self.emitted);
+            self.received.fetch_add(self.events, Ordering::Relaxed);
+            self.stats.delays.add(delay, self.events);
+            self.stats.by_transport[self.transport].add(delay, self.events);
+            self.events = 0;
+        }
     }
 }
 
@@ -277,7 +318,7 @@ fn process(
     while !data.is_empty() {
         if *chunk_left == 0 {
             // Reading a chunk-size line (possibly after the CRLF ending the last chunk).
-            let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+            let Some(nl) = memchr::memchr(b'\n', data) else {
                 size_line.extend_from_slice(data);
                 return;
             };
@@ -293,7 +334,7 @@ fn process(
         }
         let take = data.len().min(*chunk_left);
         let mut seg = &data[..take];
-        while let Some(nl) = seg.iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', seg) {
             if line.is_empty() {
                 on_line(&seg[..nl]);
             } else {
@@ -311,18 +352,17 @@ fn process(
 
 /// One SSE line: `: emitted MS` starts a tick's chunk; each `id:` is one event, received
 /// when the read that brought it returned.
-fn sse_line(line: &[u8], emitted: &mut u64, at: u64, received: &AtomicU64, stats: &Stats) {
+fn sse_line(line: &[u8], tally: &mut Tally, at: u64) {
     if let Some(ms) = line.strip_prefix(b": emitted ") {
-        *emitted = std::str::from_utf8(ms)
+        let emitted = std::str::from_utf8(ms)
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(at);
+        tally.tick(emitted, at);
     } else if line.starts_with(b"id: ") {
-        received.fetch_add(1, Ordering::Relaxed);
-        stats.delays.add(at.saturating_sub(*emitted), 1);
-        stats.by_transport[0].add(at.saturating_sub(*emitted), 1);
+        tally.events += 1;
     } else if line == b"event: lagged" {
-        stats.lagged.fetch_add(1, Ordering::Relaxed);
+        tally.stats.lagged.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -409,7 +449,7 @@ async fn ws_client(
                     .next()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(at);
-                let n = text.matches("{\"event_id\":").count() as u64;
+                let n = events_in(&text);
                 received.fetch_add(n, Ordering::Relaxed);
                 stats.delays.add(at.saturating_sub(emitted), n);
                 stats.by_transport[1].add(at.saturating_sub(emitted), n);
@@ -418,6 +458,15 @@ async fn ws_client(
                 stats.lagged.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// The events in a WebSocket events message, counted from its positions at the end
+/// (`…],"positions":["P1","P2"]}`), without scanning the events themselves.
+fn events_in(message: &str) -> u64 {
+    match message.rfind("],\"positions\":[") {
+        Some(at) => message[at..].matches("\",\"").count() as u64 + 1,
+        None => 0,
     }
 }
 
