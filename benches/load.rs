@@ -73,6 +73,8 @@ struct Stats {
     ws_bytes: AtomicU64,
     inflated: AtomicU64,
     ws_events: AtomicU64,
+    /// SSE streams whose response head came.
+    connected: AtomicU64,
 }
 
 impl Stats {
@@ -86,6 +88,7 @@ impl Stats {
             ws_bytes: AtomicU64::new(0),
             inflated: AtomicU64::new(0),
             ws_events: AtomicU64::new(0),
+            connected: AtomicU64::new(0),
         }
     }
 }
@@ -250,6 +253,7 @@ async fn sse_client(
                 return;
             }
             head_done = true;
+            stats.connected.fetch_add(1, Ordering::Relaxed);
             let rest = head[end + 4..].to_vec();
             process(
                 &rest,
@@ -556,6 +560,7 @@ fn generator(
     filtered: bool,
     never_read: usize,
     deflate: bool,
+    floor: bool,
 ) {
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -583,7 +588,8 @@ fn generator(
             ));
             let stats = Arc::clone(&per_replica[replica]);
             let addr = addrs[replica];
-            if i % 2 == 0 {
+            // The floor server speaks SSE only.
+            if i % 2 == 0 || floor {
                 tokio::spawn(sse_client(addr, i, query, received, stats));
             } else {
                 tokio::spawn(ws_client(addr, i, query, deflate, received, stats));
@@ -606,8 +612,18 @@ fn generator(
             }
         }
         let deadline = Instant::now() + Duration::from_secs(60);
+        let connected = || {
+            per_replica
+                .iter()
+                .map(|s| s.connected.load(Ordering::Relaxed) as usize)
+                .sum::<usize>()
+        };
         while Instant::now() < deadline
-            && subscribers_counted(addrs).await < subscribers + never_read
+            && if floor {
+                connected() < subscribers
+            } else {
+                subscribers_counted(addrs).await < subscribers + never_read
+            }
         {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -881,6 +897,156 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     }
 }
 
+/// The floor: a fan-out server reduced to what no server can avoid, to measure what this
+/// machine allows. Two writer threads (one per core) each own half of the sockets; every
+/// tick each builds one SSE chunk (the emission stamp, then `events` events of the real
+/// server's size) and writes it to each of its sockets with one non-blocking `write`,
+/// keeping what a full socket did not take for a retry every 2 ms. No task, no wake-up,
+/// no copy per connection: the shape of a writer thread serving many sockets.
+fn floor_server(events: usize, tick: Duration) {
+    use std::io::Write;
+    raise_fd_limit();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    println!("listening {}", listener.local_addr().unwrap());
+    let inboxes: Vec<Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>> =
+        (0..2).map(|_| Arc::default()).collect();
+    for inbox in inboxes.clone() {
+        std::thread::spawn(move || {
+            const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+            let mut sockets: Vec<(std::net::TcpStream, Vec<u8>)> = Vec::new();
+            let event = format!("id: 00000000-0-0000000\ndata: {}\n\n", "x".repeat(350));
+            let mut next_tick = Instant::now();
+            loop {
+                for s in inbox.lock().unwrap().drain(..) {
+                    s.set_nodelay(true).unwrap();
+                    s.set_nonblocking(true).unwrap();
+                    sockets.push((s, HEAD.to_vec()));
+                }
+                let chunk = if Instant::now() >= next_tick {
+                    next_tick += tick;
+                    let mut body = format!(": emitted {}\n", now_ms()).into_bytes();
+                    for _ in 0..events {
+                        body.extend_from_slice(event.as_bytes());
+                    }
+                    let mut chunk = format!("{:x}\r\n", body.len()).into_bytes();
+                    chunk.extend_from_slice(&body);
+                    chunk.extend_from_slice(b"\r\n");
+                    Some(chunk)
+                } else {
+                    None
+                };
+                sockets.retain_mut(|(s, pending)| {
+                    if let Some(chunk) = &chunk {
+                        if pending.is_empty() {
+                            match s.write(chunk) {
+                                Ok(n) => pending.extend_from_slice(&chunk[n..]),
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    pending.extend_from_slice(chunk)
+                                }
+                                Err(_) => return false,
+                            }
+                            return true;
+                        }
+                        pending.extend_from_slice(chunk);
+                    }
+                    if !pending.is_empty() {
+                        match s.write(pending) {
+                            Ok(n) => {
+                                pending.drain(..n);
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(_) => return false,
+                        }
+                    }
+                    true
+                });
+                std::thread::sleep(Duration::from_millis(2).min(next_tick.saturating_duration_since(Instant::now())));
+            }
+        });
+    }
+    for (k, stream) in listener.incoming().enumerate() {
+        if let Ok(stream) = stream {
+            inboxes[k % 2].lock().unwrap().push(stream);
+        }
+    }
+}
+
+/// `--floor`: the same generator and figures against [`floor_server`] instead of the
+/// real server, offering each subscriber as many events a tick as the real one would.
+fn run_floor(ds: &Dataset, sc: &Scenario) {
+    use std::io::{BufRead, Write};
+    let timeline = Timeline::new(ds, false);
+    let mut per_location = [0u64; 256];
+    let mut total = 0u64;
+    timeline.for_each_event(ds, sc.at, sc.at + (sc.speed * 10.0) as i64, 0, |pos, _| {
+        per_location[usize::from(ds.events.location_id(pos))] += 1;
+        total += 1;
+    });
+    // Events per subscriber per 100 ms tick, as the real server offers them.
+    let per_tick = if sc.filtered { total / 4 } else { total } / 100;
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if sc.pin {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "0"]).arg(&exe);
+        c
+    } else {
+        std::process::Command::new(&exe)
+    };
+    let mut server = cmd
+        .args(["--floor-server", "--events-per-tick", &per_tick.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the floor server");
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let addr = out.next().unwrap().unwrap().trim_start_matches("listening ").to_string();
+    let mut cmd = if sc.pin {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "1"]).arg(&exe);
+        c
+    } else {
+        std::process::Command::new(&exe)
+    };
+    let mut gen_child = cmd
+        .args(["--generator", &addr, "--subscribers", &sc.subscribers.to_string(), "--floor"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the generator process");
+    let mut gen_out = std::io::BufReader::new(gen_child.stdout.take().unwrap()).lines();
+    assert_eq!(gen_out.next().unwrap().unwrap(), "ready");
+    let (server_cpu0, gen_cpu0) = (cpu_seconds(server.id()), cpu_seconds(gen_child.id()));
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(sc.seconds));
+    let wall = t.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(server.id()) - server_cpu0;
+    let gen_cpu = cpu_seconds(gen_child.id()) - gen_cpu0;
+    let rss = rss_mb(server.id());
+    writeln!(gen_child.stdin.take().unwrap(), "stop").unwrap();
+    let reports: Vec<ReplicaReport> =
+        serde_json::from_str(&gen_out.next().unwrap().unwrap()).expect("generator figures");
+    let _ = gen_child.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    let r = &reports[0];
+    let delivered: u64 = r.groups.iter().map(|g| g.2).sum();
+    println!(
+        "floor: {} subscribers{} at {per_tick} events a tick each (as {}x from the same instant{}): delivered {:.0} events/s; delay p50 {} ms, p99 {} ms; {} connection errors",
+        sc.subscribers,
+        if sc.pin { ", server on core 0, generator on core 1" } else { "" },
+        sc.speed,
+        if sc.filtered { ", one location each" } else { "" },
+        delivered as f64 / wall,
+        r.p50,
+        r.p99,
+        r.errors
+    );
+    println!(
+        "  CPU (cores): floor server {:.2}, load generator {:.2}; floor server RSS {rss:.0} MB",
+        server_cpu / wall,
+        gen_cpu / wall
+    );
+}
+
 /// Friday 2024-02-02 17:30 UTC: the dinner peak of a Friday, the busiest hours of a week.
 const FRIDAY_PEAK: i64 = 1_706_895_000;
 
@@ -902,7 +1068,13 @@ fn main() {
             args.iter().any(|a| a == "--filtered"),
             never_read,
             args.iter().any(|a| a == "--deflate"),
+            args.iter().any(|a| a == "--floor"),
         );
+        return;
+    }
+    if args.iter().any(|a| a == "--floor-server") {
+        let events = arg("--events-per-tick").map_or(14, |v| v.parse().unwrap());
+        floor_server(events, Duration::from_millis(100));
         return;
     }
     raise_fd_limit();
@@ -951,6 +1123,10 @@ fn main() {
         .collect(),
     };
     for sc in &scenarios {
-        run(&ds, &dir, sc);
+        if args.iter().any(|a| a == "--floor") {
+            run_floor(&ds, sc);
+        } else {
+            run(&ds, &dir, sc);
+        }
     }
 }
