@@ -10,8 +10,9 @@
 //!
 //! `cargo bench --bench load` runs the scenarios; one scenario:
 //! `cargo bench --bench load -- --subscribers 1000 --speed 3600 --seconds 10 [--filtered]
-//! [--replicas 2] [--at "2024-02-02 17:30:00"] [--pin] [--deflate]` (replicas share one clock through a
-//! `nats-server -js` the bench starts).
+//! [--replicas 2] [--at "2024-02-02 17:30:00"] [--pin] [--deflate] [--floor]` (replicas
+//! share one clock through a `nats-server -js` the bench starts; `--floor` measures the
+//! same against a minimal fan-out server, to show what the machine allows).
 //! All traffic stays on 127.0.0.1 and every run stops by itself.
 
 mod common;
@@ -960,7 +961,10 @@ fn floor_server(events: usize, tick: Duration) {
                     }
                     true
                 });
-                std::thread::sleep(Duration::from_millis(2).min(next_tick.saturating_duration_since(Instant::now())));
+                std::thread::sleep(
+                    Duration::from_millis(2)
+                        .min(next_tick.saturating_duration_since(Instant::now())),
+                );
             }
         });
     }
@@ -998,7 +1002,12 @@ fn run_floor(ds: &Dataset, sc: &Scenario) {
         .spawn()
         .expect("the floor server");
     let mut out = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let addr = out.next().unwrap().unwrap().trim_start_matches("listening ").to_string();
+    let addr = out
+        .next()
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("listening ")
+        .to_string();
     let mut cmd = if sc.pin {
         let mut c = std::process::Command::new("taskset");
         c.args(["-c", "1"]).arg(&exe);
@@ -1007,7 +1016,13 @@ fn run_floor(ds: &Dataset, sc: &Scenario) {
         std::process::Command::new(&exe)
     };
     let mut gen_child = cmd
-        .args(["--generator", &addr, "--subscribers", &sc.subscribers.to_string(), "--floor"])
+        .args([
+            "--generator",
+            &addr,
+            "--subscribers",
+            &sc.subscribers.to_string(),
+            "--floor",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -1032,9 +1047,17 @@ fn run_floor(ds: &Dataset, sc: &Scenario) {
     println!(
         "floor: {} subscribers{} at {per_tick} events a tick each (as {}x from the same instant{}): delivered {:.0} events/s; delay p50 {} ms, p99 {} ms; {} connection errors",
         sc.subscribers,
-        if sc.pin { ", server on core 0, generator on core 1" } else { "" },
+        if sc.pin {
+            ", server on core 0, generator on core 1"
+        } else {
+            ""
+        },
         sc.speed,
-        if sc.filtered { ", one location each" } else { "" },
+        if sc.filtered {
+            ", one location each"
+        } else {
+            ""
+        },
         delivered as f64 / wall,
         r.p50,
         r.p99,
