@@ -4,6 +4,7 @@
 mod control;
 mod params;
 mod stream;
+mod writers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub(crate) struct AppState {
     /// The map page's online tile layer (URL template, attribution), if any.
     pub tiles: Option<(String, String)>,
     pub ws_deflate: bool,
+    /// The threads that write the streams.
+    pub writers: writers::Writers,
     pub max_clients: usize,
     pub clients: AtomicUsize,
     pub rejected: AtomicU64,
@@ -178,6 +181,7 @@ impl Server {
             token: opts.control_token.clone(),
             tiles: opts.tiles.clone(),
             ws_deflate: opts.ws_deflate,
+            writers: writers::Writers::start(opts.workers.max(1)),
             max_clients: opts.max_clients,
             clients: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),

@@ -1,84 +1,26 @@
-//! The two streams: Server-Sent Events (`/v1/events`) and WebSocket (`/v1/ws`). Each is a
-//! writer that drains its subscriber's queue onto the socket; neither ever holds up the
-//! clock or another client.
+//! The two streams: Server-Sent Events (`/v1/events`) and WebSocket (`/v1/ws`). A
+//! handler checks the request, subscribes, and hands the socket to a writer thread
+//! (writers.rs) that drains the subscriber's queue onto it; nothing ever holds up the clock
+//! or another client.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::AppState;
 use super::params::{bad_request, stream_params};
-use super::{AppState, ClientSlot};
-use crate::clock::Position;
+use super::writers::{ReleaseOnDrop, close_frame};
 use crate::sinks::filter::Filter;
-use crate::sinks::hub::{Start, Subscription, Transport};
-use crate::sinks::queue::{ClientQueue, Outgoing};
+use crate::sinks::hub::{Start, Transport};
 use crate::sinks::websocket::{self, Message, MessageReader, WsOpcode};
 
 /// The connection's socket (set when it is accepted).
 #[derive(Clone, Copy)]
 pub(crate) struct PeerSocket(pub std::os::fd::RawFd);
-
-/// Notices an SSE client that has gone away while its stream is idle, without waiting for
-/// the next write to fail: a duplicate of the socket, watched for readability. An SSE
-/// client sends nothing after its request, so the socket turns readable when it closes.
-struct PeerWatch(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
-
-impl PeerWatch {
-    fn new(socket: PeerSocket) -> Option<PeerWatch> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: dup of a socket this connection owns for as long as its response streams;
-        // the duplicate is owned (and closed) by the OwnedFd.
-        let dup = unsafe { libc::dup(socket.0) };
-        if dup < 0 {
-            return None;
-        }
-        // SAFETY: `dup` is a fresh descriptor nothing else owns.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) };
-        // SAFETY: the OwnedFd keeps that descriptor open, and the same, until it is dropped
-        // with the AsyncFd.
-        unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-        }
-        .ok()
-        .map(PeerWatch)
-    }
-
-    /// Resolves when the peer has closed the connection.
-    async fn closed(&self) {
-        use std::os::fd::AsRawFd;
-        loop {
-            let Ok(mut guard) = self.0.readable().await else {
-                return std::future::pending().await;
-            };
-            let mut byte = 0u8;
-            // SAFETY: a one-byte peek into a local buffer.
-            let n = unsafe {
-                libc::recv(
-                    self.0.get_ref().as_raw_fd(),
-                    (&mut byte as *mut u8).cast(),
-                    1,
-                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
-                )
-            };
-            if n == 0 {
-                return;
-            }
-            if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
-                return;
-            }
-            // Bytes from the client (or a spurious wake-up): wait for the next change.
-            guard.clear_ready();
-        }
-    }
-}
-
-/// A comment (SSE) or ping (WebSocket) this often keeps proxies from closing idle streams.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 fn too_many() -> HttpResponse {
     HttpResponse::ServiceUnavailable()
@@ -109,21 +51,10 @@ async fn wait_until_passed(state: &AppState, from: Option<&str>) {
     }
 }
 
-fn lagged_message(state: &AppState, transport: Transport, missed: u64) -> Bytes {
-    state
-        .hub
-        .metrics
-        .clients_lagged
-        .fetch_add(1, Ordering::Relaxed);
-    let json = serde_json::json!({
-        "type": "lagged",
-        "missed": missed,
-        "message": "you were too slow for the stream: events were dropped and you were skipped ahead",
-    });
-    transport.control("lagged", json.to_string().as_bytes())
-}
-
 /// `GET /v1/events?location_id=1,3&event_type=driver_ping&snapshot=1&from=POSITION`
+///
+/// The response (head and events) is written by a writer thread, not through actix: this
+/// handler hands it the socket and waits for the stream to end.
 pub async fn sse(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -133,8 +64,11 @@ pub async fn sse(
         Ok(p) => p,
         Err(e) => return bad_request(&e),
     };
+    let Some(socket) = req.conn_data::<PeerSocket>().copied() else {
+        return not_a_stream();
+    };
     let state = state.into_inner();
-    let Some(slot) = state.take_slot() else {
+    let Some(_slot) = state.take_slot() else {
         return too_many();
     };
     let last_event_id = req
@@ -151,89 +85,40 @@ pub async fn sse(
     let sub = state
         .hub
         .subscribe(params.filter, Transport::Sse, start, params.snapshot);
-
+    let head = Bytes::from_static(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+          x-accel-buffering: no\r\ntransfer-encoding: chunked\r\n\r\n",
+    );
     let mut first = b"retry: 3000\n\n".to_vec();
     first.extend_from_slice(&clock_message(&state, Transport::Sse, from.as_deref()));
-    struct Writer {
-        sub: Subscription,
-        state: Arc<AppState>,
-        _slot: ClientSlot,
-        first: Option<Bytes>,
-        done: bool,
-        peer: Option<PeerWatch>,
-    }
-    let writer = Writer {
-        sub,
-        state,
-        _slot: slot,
-        first: Some(first.into()),
-        done: false,
-        peer: req
-            .conn_data::<PeerSocket>()
-            .copied()
-            .and_then(PeerWatch::new),
+    let conn = match state
+        .writers
+        .adopt(socket, &state.hub, sub, (head, first.into()), from)
+    {
+        Ok(conn) => conn,
+        Err(_) => return not_a_stream(),
     };
-    let body = futures_util::stream::unfold(writer, |mut w| async move {
-        if let Some(first) = w.first.take() {
-            return Some((Ok::<_, actix_web::Error>(first), w));
-        }
-        if w.done {
-            return None;
-        }
-        let peer_closed = async {
-            match &w.peer {
-                Some(peer) => peer.closed().await,
-                None => std::future::pending().await,
-            }
-        };
-        let next = tokio::select! {
-            item = tokio::time::timeout(KEEP_ALIVE, w.sub.queue.next()) => item,
-            // Gone: end the stream now, which frees its place and its subscription.
-            () = peer_closed => return None,
-        };
-        let chunk = match next {
-            Err(_) => Bytes::from_static(b": keep-alive\n\n"),
-            Ok(Outgoing::Events(chunk)) => with_queued(chunk.bytes, &w.sub.queue, |_| {}),
-            Ok(Outgoing::Control(bytes)) => with_queued(bytes, &w.sub.queue, |_| {}),
-            Ok(Outgoing::Lagged(missed)) => lagged_message(&w.state, Transport::Sse, missed),
-            Ok(Outgoing::Close(reason)) => {
-                w.done = true;
-                let json = serde_json::json!({"type": "close", "reason": reason});
-                Transport::Sse.control("close", json.to_string().as_bytes())
-            }
-        };
-        Some((Ok(chunk), w))
-    });
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("Cache-Control", "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
+    let _guard = ReleaseOnDrop(Arc::clone(&conn));
+    // The writer thread ends the stream: closed by the server, or the client left (it
+    // checks an idle socket for its peer's close, so the place is freed within a second).
+    conn.ended().await;
+    end_of_stream(socket)
 }
 
-/// `first`, followed by what else is queued right now (up to 256 KiB): a writer that fell
-/// behind sends several ticks in one write. `added` sees the last position of each chunk
-/// taken along.
-fn with_queued(
-    first: Bytes,
-    queue: &ClientQueue,
-    mut added: impl FnMut(Option<Position>),
-) -> Bytes {
-    let Some(more) = queue.try_next_data() else {
-        return first;
-    };
-    let mut joined = first.to_vec();
-    let mut next = Some(more);
-    while let Some((chunk, last)) = next {
-        added(last);
-        joined.extend_from_slice(&chunk);
-        next = if joined.len() < 1 << 18 {
-            queue.try_next_data()
-        } else {
-            None
-        };
+/// What the handler returns when its stream has ended. The stream was the response, so
+/// nothing may follow it on the connection: the socket is shut down, and actix's write of
+/// this response fails and closes the connection.
+fn end_of_stream(socket: PeerSocket) -> HttpResponse {
+    // SAFETY: shutdown of the connection's own socket, which actix still owns and closes.
+    unsafe {
+        libc::shutdown(socket.0, libc::SHUT_RDWR);
     }
-    joined.into()
+    HttpResponse::NoContent().finish()
+}
+
+fn not_a_stream() -> HttpResponse {
+    HttpResponse::InternalServerError()
+        .json(serde_json::json!({"error": "this connection cannot carry a stream"}))
 }
 
 /// A WebSocket client's message: a new filter (and optionally a snapshot for it).
@@ -268,48 +153,33 @@ fn parse_filter_message(text: &str) -> Result<(Filter, bool), String> {
     Ok((filter, m.snapshot))
 }
 
-/// What the reader of a WebSocket's incoming frames asks of its writer.
-enum WsCommand {
-    Pong(Bytes),
-    Filter(Filter, bool),
-    Error(String),
-    /// The client closed, or broke the protocol: close (with this code) and end.
-    Close(u16, String),
-}
-
-/// A close frame: the code, then the reason.
-fn close_frame(code: u16, reason: &str) -> Bytes {
-    let mut payload = code.to_be_bytes().to_vec();
-    // A control frame's payload is at most 125 bytes.
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    payload.extend_from_slice(&reason.as_bytes()[..end]);
-    websocket::frame(WsOpcode::Close, &payload).into()
-}
-
 /// `GET /v1/ws?location_id=..&event_type=..&snapshot=1&from=POSITION`
 ///
-/// The server side of the WebSocket is written here, not by a WebSocket library's
-/// session: the hub frames each tick once per group, and the writer hands those shared
-/// frames straight to the connection, pulled only as fast as the socket takes them (a
-/// session that buffers messages per connection let a slow reader hold 32 ticks of its own).
-/// A client that offers permessage-deflate gets it (unless the server runs with
-/// `--no-ws-deflate`): its group's messages are compressed once for all its members.
+/// The server side of the WebSocket is written here and by the writer threads, not by a
+/// WebSocket library's session: the hub frames each tick once per group, and a writer
+/// thread hands those shared frames straight to the socket. A client that offers
+/// permessage-deflate gets it (unless the server runs with `--no-ws-deflate`): its
+/// group's messages are compressed once for all its members. This handler reads the
+/// client's frames (filter changes, pings, close) until the stream ends.
 pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
-) -> actix_web::Result<HttpResponse> {
+) -> HttpResponse {
     let params = match stream_params(&query, &state.hub) {
         Ok(p) => p,
-        Err(e) => return Ok(bad_request(&e)),
+        Err(e) => return bad_request(&e),
     };
-    let mut handshake = match actix_http::ws::handshake(req.head()) {
-        Ok(h) => h,
-        Err(e) => return Ok(bad_request(&format!("not a WebSocket handshake: {e}"))),
+    if let Err(e) = actix_http::ws::verify_handshake(req.head()) {
+        return bad_request(&format!("not a WebSocket handshake: {e}"));
+    }
+    let Some(key) = req.headers().get("sec-websocket-key") else {
+        return bad_request("not a WebSocket handshake: no Sec-WebSocket-Key");
+    };
+    let accept = actix_http::ws::hash_key(key.as_bytes());
+    let Some(socket) = req.conn_data::<PeerSocket>().copied() else {
+        return not_a_stream();
     };
     let deflate = state.ws_deflate
         && req
@@ -317,17 +187,14 @@ pub async fn websocket(
             .get_all("sec-websocket-extensions")
             .filter_map(|v| v.to_str().ok())
             .any(websocket::deflate_offered);
-    if deflate {
-        handshake.insert_header(("sec-websocket-extensions", websocket::DEFLATE_RESPONSE));
-    }
     let transport = if deflate {
         Transport::WebSocketDeflate
     } else {
         Transport::WebSocket
     };
     let state = state.into_inner();
-    let Some(slot) = state.take_slot() else {
-        return Ok(too_many());
+    let Some(_slot) = state.take_slot() else {
+        return too_many();
     };
     wait_until_passed(&state, params.from.as_deref()).await;
     let start = match &params.from {
@@ -337,133 +204,83 @@ pub async fn websocket(
     let sub = state
         .hub
         .subscribe(params.filter, transport, start, params.snapshot);
-
-    // The reader: decodes the client's frames and hands what they ask to the writer.
-    let (commands_tx, commands) = tokio::sync::mpsc::channel::<WsCommand>(16);
-    let mut payload = body;
-    actix_web::rt::spawn(async move {
-        use futures_util::StreamExt;
-        let mut reader = MessageReader::from_client(deflate, 64 * 1024);
-        let command = 'read: loop {
-            match payload.next().await {
-                Some(Ok(chunk)) => reader.extend(&chunk),
-                _ => break WsCommand::Close(1000, String::new()),
-            }
-            loop {
-                let command = match reader.next_message() {
-                    Ok(Some(Message::Ping(b))) => WsCommand::Pong(b),
-                    Ok(Some(Message::Text(t))) => match parse_filter_message(&t) {
-                        Ok((filter, snapshot)) => WsCommand::Filter(filter, snapshot),
-                        Err(e) => WsCommand::Error(e),
-                    },
-                    Ok(Some(Message::Close)) => {
-                        break 'read WsCommand::Close(1000, String::new());
-                    }
-                    Ok(None) => break,
-                    Err(e) => break 'read WsCommand::Close(e.code, e.reason),
-                };
-                if commands_tx.send(command).await.is_err() {
-                    return;
-                }
-            }
-        };
-        let _ = commands_tx.send(command).await;
-    });
-
-    struct Writer {
-        sub: Subscription,
-        state: Arc<AppState>,
-        _slot: ClientSlot,
-        commands: tokio::sync::mpsc::Receiver<WsCommand>,
-        ping: tokio::time::Interval,
-        /// Where the client started (`from`), then the last event sent: where a filter
-        /// change continues from.
-        from: Option<String>,
-        last: Option<Position>,
-        first: Option<Bytes>,
-        done: bool,
+    let mut head = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\
+                     connection: upgrade\r\nsec-websocket-accept: "
+        .to_vec();
+    head.extend_from_slice(&accept);
+    if deflate {
+        head.extend_from_slice(b"\r\nsec-websocket-extensions: ");
+        head.extend_from_slice(websocket::DEFLATE_RESPONSE.as_bytes());
     }
-    let mut ping = tokio::time::interval(KEEP_ALIVE);
-    ping.reset();
-    let writer = Writer {
-        first: Some(clock_message(&state, transport, params.from.as_deref())),
-        from: params.from.clone(),
-        last: None,
+    head.extend_from_slice(b"\r\n\r\n");
+    let first = clock_message(&state, transport, params.from.as_deref());
+    let conn = match state.writers.adopt(
+        socket,
+        &state.hub,
         sub,
-        state,
-        _slot: slot,
-        commands,
-        ping,
-        done: false,
+        (head.into(), first),
+        params.from.clone(),
+    ) {
+        Ok(conn) => conn,
+        Err(_) => return not_a_stream(),
     };
-    let frames = futures_util::stream::unfold(writer, move |mut w| async move {
-        if let Some(first) = w.first.take() {
-            return Some((Ok::<_, actix_web::Error>(first), w));
-        }
-        if w.done {
-            return None;
-        }
-        let frame = tokio::select! {
-            item = w.sub.queue.next() => match item {
-                Outgoing::Events(chunk) => {
-                    w.last = chunk.last.or(w.last);
-                    chunk.bytes
-                }
-                Outgoing::Control(frame) => frame,
-                Outgoing::Lagged(missed) => lagged_message(&w.state, transport, missed),
-                Outgoing::Close(reason) => {
-                    w.done = true;
-                    close_frame(1001, &reason)
-                }
-            },
-            command = w.commands.recv() => match command {
-                Some(WsCommand::Pong(payload)) => websocket::frame(WsOpcode::Pong, &payload).into(),
-                Some(WsCommand::Filter(filter, snapshot)) => match w.state.hub.check_filter(&filter) {
-                    Ok(()) => {
-                        // The new filter continues from the last event this client was sent:
-                        // what it has not been sent yet comes under the new filter.
-                        let last = w.last.map(|p| p.to_text(&w.state.hub.tag)).or(w.from.clone());
-                        let start = match &last {
-                            Some(p) => Start::After(p),
-                            None => Start::Live,
-                        };
-                        w.sub = w.state.hub.subscribe(filter, transport, start, snapshot);
-                        let ack = serde_json::json!({
-                            "type": "filter",
-                            "location_id": filter.location_ids(),
-                            "event_type": filter.event_types().iter().map(|t| t.name()).collect::<Vec<_>>(),
-                        });
-                        websocket::frame(WsOpcode::Text, ack.to_string().as_bytes()).into()
-                    }
-                    Err(e) => {
-                        let json = serde_json::json!({"type": "error", "message": e});
-                        websocket::frame(WsOpcode::Text, json.to_string().as_bytes()).into()
-                    }
-                },
-                Some(WsCommand::Error(e)) => {
-                    let json = serde_json::json!({"type": "error", "message": e});
-                    websocket::frame(WsOpcode::Text, json.to_string().as_bytes()).into()
-                }
-                Some(WsCommand::Close(code, reason)) => {
-                    w.done = true;
-                    close_frame(code, &reason)
-                }
-                None => return None,
-            },
-            _ = w.ping.tick() => websocket::frame(WsOpcode::Ping, b"").into(),
+    let _guard = ReleaseOnDrop(Arc::clone(&conn));
+
+    use futures_util::StreamExt;
+    let mut payload = body;
+    let mut reader = MessageReader::from_client(deflate, 64 * 1024);
+    let text = |json: serde_json::Value| -> Bytes {
+        websocket::frame(WsOpcode::Text, json.to_string().as_bytes()).into()
+    };
+    'read: loop {
+        let chunk = tokio::select! {
+            () = conn.ended() => break 'read,
+            chunk = payload.next() => chunk,
         };
-        // A close frame is the last; anything else takes what is queued along.
-        let frame = if w.done {
-            frame
-        } else {
-            let last = &mut w.last;
-            with_queued(frame, &w.sub.queue, |p| *last = p.or(*last))
-        };
-        Some((Ok(frame), w))
-    });
-    use actix_web::body::MessageBody;
-    let response = handshake
-        .message_body(actix_web::body::BodyStream::new(frames).boxed())?
-        .into();
-    Ok(response)
+        match chunk {
+            Some(Ok(bytes)) => reader.extend(&bytes),
+            // The client went away.
+            _ => break 'read,
+        }
+        loop {
+            match reader.next_message() {
+                Ok(None) => break,
+                Ok(Some(Message::Ping(b))) => {
+                    conn.send_urgent(websocket::frame(WsOpcode::Pong, &b).into());
+                }
+                Ok(Some(Message::Text(t))) => {
+                    let wanted = parse_filter_message(&t).and_then(|(filter, snapshot)| {
+                        state.hub.check_filter(&filter).map(|()| (filter, snapshot))
+                    });
+                    match wanted {
+                        Ok((filter, snapshot)) => {
+                            let ack = text(serde_json::json!({
+                                "type": "filter",
+                                "location_id": filter.location_ids(),
+                                "event_type": filter.event_types().iter().map(|t| t.name()).collect::<Vec<_>>(),
+                            }));
+                            conn.change_filter(filter, snapshot, ack);
+                        }
+                        Err(e) => {
+                            conn.send_urgent(text(
+                                serde_json::json!({"type": "error", "message": e}),
+                            ));
+                        }
+                    }
+                }
+                Ok(Some(Message::Close)) => {
+                    conn.close_with(close_frame(1000, ""));
+                    break 'read;
+                }
+                Err(e) => {
+                    conn.close_with(close_frame(e.code, &e.reason));
+                    break 'read;
+                }
+            }
+        }
+    }
+    // A close may be on its way: let the writer send it before the socket goes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.ended()).await;
+    conn.release().await;
+    end_of_stream(socket)
 }

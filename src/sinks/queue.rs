@@ -66,6 +66,8 @@ struct State {
 pub struct ClientQueue {
     state: Mutex<State>,
     notify: Notify,
+    /// The writer thread that drains this queue, woken by every push.
+    waker: std::sync::OnceLock<std::thread::Thread>,
     limit: usize,
     /// Events handed to the writer (for metrics and tests).
     pub delivered: AtomicU64,
@@ -76,8 +78,22 @@ impl ClientQueue {
         ClientQueue {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
+            waker: std::sync::OnceLock::new(),
             limit: limit_bytes,
             delivered: AtomicU64::new(0),
+        }
+    }
+
+    /// Wakes `thread` on every push from now on (a writer thread that serves many queues).
+    pub fn wake_on_push(&self, thread: std::thread::Thread) {
+        let _ = self.waker.set(thread);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        self.notify.notify_one();
+        if let Some(thread) = self.waker.get() {
+            thread.unpark();
         }
     }
 
@@ -95,7 +111,7 @@ impl ClientQueue {
             s.missed += chunk.events;
         }
         drop(s);
-        self.notify.notify_one();
+        self.wake();
         fits
     }
 
@@ -108,7 +124,7 @@ impl ClientQueue {
             s.items.push_front(Outgoing::Events(chunk));
         }
         drop(s);
-        self.notify.notify_one();
+        self.wake();
     }
 
     /// Queues a control message; these are small and always queued.
@@ -119,7 +135,7 @@ impl ClientQueue {
             s.items.push_back(Outgoing::Control(message));
         }
         drop(s);
-        self.notify.notify_one();
+        self.wake();
     }
 
     /// Bytes queued now.
@@ -152,7 +168,7 @@ impl ClientQueue {
         let freed = before - s.bytes;
         drop(s);
         if missed > 0 {
-            self.notify.notify_one();
+            self.wake();
         }
         freed
     }
@@ -161,7 +177,7 @@ impl ClientQueue {
     pub fn hold(&self, on: bool) {
         self.state.lock().expect("queue lock").hold = on;
         if !on {
-            self.notify.notify_one();
+            self.wake();
         }
     }
 
@@ -170,7 +186,12 @@ impl ClientQueue {
         let mut s = self.state.lock().expect("queue lock");
         s.close.get_or_insert_with(|| reason.to_string());
         drop(s);
-        self.notify.notify_one();
+        self.wake();
+    }
+
+    /// What [`ClientQueue::next`] would return now, without waiting.
+    pub fn try_next(&self) -> Option<Outgoing> {
+        self.take()
     }
 
     /// The next thing to write, waiting for one. A pending lag notice comes before the
