@@ -55,10 +55,6 @@ impl Transport {
         }
     }
 
-    pub fn is_websocket(self) -> bool {
-        self != Transport::Sse
-    }
-
     fn deflates(self) -> bool {
         self == Transport::WebSocketDeflate
     }

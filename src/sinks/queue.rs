@@ -14,7 +14,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 
 use crate::clock::Position;
 
@@ -65,7 +64,6 @@ struct State {
 /// One subscriber's queue.
 pub struct ClientQueue {
     state: Mutex<State>,
-    notify: Notify,
     /// The writer thread that drains this queue, woken by every push.
     waker: std::sync::OnceLock<std::thread::Thread>,
     limit: usize,
@@ -77,7 +75,6 @@ impl ClientQueue {
     pub fn new(limit_bytes: usize) -> ClientQueue {
         ClientQueue {
             state: Mutex::new(State::default()),
-            notify: Notify::new(),
             waker: std::sync::OnceLock::new(),
             limit: limit_bytes,
             delivered: AtomicU64::new(0),
@@ -91,7 +88,6 @@ impl ClientQueue {
     }
 
     fn wake(&self) {
-        self.notify.notify_one();
         if let Some(thread) = self.waker.get() {
             thread.unpark();
         }
@@ -189,43 +185,12 @@ impl ClientQueue {
         self.wake();
     }
 
-    /// What [`ClientQueue::next`] would return now, without waiting.
+    /// The next thing to write, if any. A pending lag notice comes before the events
+    /// queued after the drop; a close comes after everything queued.
     pub fn try_next(&self) -> Option<Outgoing> {
         self.take()
     }
 
-    /// The next thing to write, waiting for one. A pending lag notice comes before the
-    /// events queued after the drop; a close comes after everything queued.
-    pub async fn next(&self) -> Outgoing {
-        loop {
-            let notified = self.notify.notified();
-            if let Some(item) = self.take() {
-                return item;
-            }
-            notified.await;
-        }
-    }
-
-    /// Events or control bytes queued right now (not a lag notice or close), without
-    /// waiting, with the last event's position: a writer that fell behind sends several
-    /// ticks in one write.
-    pub fn try_next_data(&self) -> Option<(Bytes, Option<Position>)> {
-        let mut s = self.state.lock().expect("queue lock");
-        let data_first = matches!(
-            s.items.front(),
-            Some(Outgoing::Events(..) | Outgoing::Control(_))
-        );
-        if s.hold || s.missed > 0 || !data_first {
-            return None;
-        }
-        match self.pop(&mut s) {
-            Some(Outgoing::Events(chunk)) => Some((chunk.bytes, chunk.last)),
-            Some(Outgoing::Control(b)) => Some((b, None)),
-            _ => None,
-        }
-    }
-
-    /// What `next` returns now, if anything.
     fn take(&self) -> Option<Outgoing> {
         let mut s = self.state.lock().expect("queue lock");
         if s.hold {
@@ -268,27 +233,27 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn drops_what_does_not_fit_and_says_so_first() {
+    #[test]
+    fn drops_what_does_not_fit_and_says_so_first() {
         let q = ClientQueue::new(10);
         assert!(q.push_events(chunk(b"12345", 1)));
         assert!(q.push_events(chunk(b"678", 2)));
         assert!(!q.push_events(chunk(b"abcd", 4)), "over 10 bytes: dropped");
         q.push_control(Bytes::from_static(b"clock"));
         q.close("bye");
-        assert_eq!(q.next().await, Outgoing::Lagged(4));
-        assert_eq!(q.next().await, Outgoing::Events(chunk(b"12345", 1)));
-        assert_eq!(q.next().await, Outgoing::Events(chunk(b"678", 2)));
+        assert_eq!(q.try_next().unwrap(), Outgoing::Lagged(4));
+        assert_eq!(q.try_next().unwrap(), Outgoing::Events(chunk(b"12345", 1)));
+        assert_eq!(q.try_next().unwrap(), Outgoing::Events(chunk(b"678", 2)));
         assert_eq!(
-            q.next().await,
+            q.try_next().unwrap(),
             Outgoing::Control(Bytes::from_static(b"clock"))
         );
-        assert_eq!(q.next().await, Outgoing::Close("bye".into()));
+        assert_eq!(q.try_next().unwrap(), Outgoing::Close("bye".into()));
         assert_eq!(q.delivered.load(Ordering::Relaxed), 3);
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn shedding_drops_events_and_keeps_controls() {
+    #[test]
+    fn shedding_drops_events_and_keeps_controls() {
         let q = ClientQueue::new(1 << 20);
         q.push_events(chunk(b"12345", 2));
         q.push_control(Bytes::from_static(b"clock"));
@@ -296,28 +261,36 @@ mod tests {
         assert_eq!(q.queued_bytes(), 13);
         assert_eq!(q.shed(), 8);
         assert_eq!(q.queued_bytes(), 5);
-        assert_eq!(q.next().await, Outgoing::Lagged(3));
+        assert_eq!(q.try_next().unwrap(), Outgoing::Lagged(3));
         assert_eq!(
-            q.next().await,
+            q.try_next().unwrap(),
             Outgoing::Control(Bytes::from_static(b"clock"))
         );
         assert_eq!(q.queued_bytes(), 0);
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn catch_up_goes_first_and_a_waiting_writer_wakes() {
+    #[test]
+    fn catch_up_goes_first_and_a_waiting_writer_wakes() {
         let q = std::sync::Arc::new(ClientQueue::new(1 << 20));
         q.push_events(chunk(b"live", 1));
         q.push_front_events(vec![chunk(b"old1", 1), chunk(b"old2", 1)]);
-        assert_eq!(q.next().await, Outgoing::Events(chunk(b"old1", 1)));
-        assert_eq!(q.next().await, Outgoing::Events(chunk(b"old2", 1)));
-        assert_eq!(q.next().await, Outgoing::Events(chunk(b"live", 1)));
+        assert_eq!(q.try_next().unwrap(), Outgoing::Events(chunk(b"old1", 1)));
+        assert_eq!(q.try_next().unwrap(), Outgoing::Events(chunk(b"old2", 1)));
+        assert_eq!(q.try_next().unwrap(), Outgoing::Events(chunk(b"live", 1)));
+        // A writer thread waiting for more is woken by the next push.
         let q2 = q.clone();
-        let writer = tokio::spawn(async move { q2.next().await });
-        tokio::task::yield_now().await;
+        let writer = std::thread::spawn(move || {
+            loop {
+                if let Some(item) = q2.try_next() {
+                    return item;
+                }
+                std::thread::park();
+            }
+        });
+        q.wake_on_push(writer.thread().clone());
         q.push_control(Bytes::from_static(b"later"));
         assert_eq!(
-            writer.await.unwrap(),
+            writer.join().unwrap(),
             Outgoing::Control(Bytes::from_static(b"later"))
         );
     }
