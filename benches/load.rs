@@ -688,13 +688,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
 
     // The generator: this bench binary again, in a process of its own.
     let joined: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    let mut cmd = if sc.pin {
-        let mut c = std::process::Command::new("taskset");
-        c.args(["-c", "1"]).arg(std::env::current_exe().unwrap());
-        c
-    } else {
-        std::process::Command::new(std::env::current_exe().unwrap())
-    };
+    let mut cmd = this_bench(sc.pin.then_some(1));
     cmd.args([
         "--generator",
         &joined.join(","),
@@ -975,28 +969,28 @@ fn floor_server(events: usize, tick: Duration) {
     }
 }
 
+/// This bench binary as another process, on `core` if given (`taskset`).
+fn this_bench(core: Option<usize>) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    match core {
+        Some(c) => {
+            let mut cmd = std::process::Command::new("taskset");
+            cmd.args(["-c", &c.to_string()]).arg(exe);
+            cmd
+        }
+        None => std::process::Command::new(exe),
+    }
+}
+
 /// `--floor`: the same generator and figures against [`floor_server`] instead of the
 /// real server, offering each subscriber as many events a tick as the real one would.
 fn run_floor(ds: &Dataset, sc: &Scenario) {
     use std::io::{BufRead, Write};
     let timeline = Timeline::new(ds, false);
-    let mut per_location = [0u64; 256];
-    let mut total = 0u64;
-    timeline.for_each_event(ds, sc.at, sc.at + (sc.speed * 10.0) as i64, 0, |pos, _| {
-        per_location[usize::from(ds.events.location_id(pos))] += 1;
-        total += 1;
-    });
+    let total = timeline.count(ds, sc.at, sc.at + (sc.speed * 10.0) as i64);
     // Events per subscriber per 100 ms tick, as the real server offers them.
     let per_tick = if sc.filtered { total / 4 } else { total } / 100;
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = if sc.pin {
-        let mut c = std::process::Command::new("taskset");
-        c.args(["-c", "0"]).arg(&exe);
-        c
-    } else {
-        std::process::Command::new(&exe)
-    };
-    let mut server = cmd
+    let mut server = this_bench(sc.pin.then_some(0))
         .args(["--floor-server", "--events-per-tick", &per_tick.to_string()])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -1008,14 +1002,7 @@ fn run_floor(ds: &Dataset, sc: &Scenario) {
         .unwrap()
         .trim_start_matches("listening ")
         .to_string();
-    let mut cmd = if sc.pin {
-        let mut c = std::process::Command::new("taskset");
-        c.args(["-c", "1"]).arg(&exe);
-        c
-    } else {
-        std::process::Command::new(&exe)
-    };
-    let mut gen_child = cmd
+    let mut gen_child = this_bench(sc.pin.then_some(1))
         .args([
             "--generator",
             &addr,
