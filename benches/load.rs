@@ -74,7 +74,7 @@ struct Stats {
     ws_bytes: AtomicU64,
     inflated: AtomicU64,
     ws_events: AtomicU64,
-    /// SSE streams whose response head came.
+    /// Streams whose response head came.
     connected: AtomicU64,
 }
 
@@ -425,6 +425,7 @@ async fn ws_client(
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
+                stats.connected.fetch_add(1, Ordering::Relaxed);
                 let negotiated = text.contains("permessage-deflate");
                 let r = reader.insert(MessageReader::from_server(negotiated, 1 << 30));
                 let rest = &head[end + 4..];
@@ -589,8 +590,7 @@ fn generator(
             ));
             let stats = Arc::clone(&per_replica[replica]);
             let addr = addrs[replica];
-            // The floor server speaks SSE only.
-            if i % 2 == 0 || floor {
+            if i % 2 == 0 {
                 tokio::spawn(sse_client(addr, i, query, received, stats));
             } else {
                 tokio::spawn(ws_client(addr, i, query, deflate, received, stats));
@@ -894,8 +894,9 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
 
 /// The floor: a fan-out server reduced to what no server can avoid, to measure what this
 /// machine allows. Two writer threads (one per core) each own half of the sockets; every
-/// tick each builds one SSE chunk (the emission stamp, then `events` events of the real
-/// server's size) and writes it to each of its sockets with one non-blocking `write`,
+/// tick each builds one SSE chunk and one WebSocket message (the emission stamp, then
+/// `events` events of the real server's size) and writes the one its client asked for to
+/// each of its sockets with one non-blocking `write`,
 /// keeping what a full socket did not take for a retry every 2 ms. No task, no wake-up,
 /// no copy per connection: the shape of a writer thread serving many sockets.
 fn floor_server(events: usize, tick: Duration) {
@@ -903,35 +904,48 @@ fn floor_server(events: usize, tick: Duration) {
     raise_fd_limit();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     println!("listening {}", listener.local_addr().unwrap());
-    let inboxes: Vec<Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>> =
-        (0..2).map(|_| Arc::default()).collect();
+    type Inbox = Arc<std::sync::Mutex<Vec<(std::net::TcpStream, bool)>>>;
+    let inboxes: Vec<Inbox> = (0..2).map(|_| Arc::default()).collect();
     for inbox in inboxes.clone() {
         std::thread::spawn(move || {
-            const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
-            let mut sockets: Vec<(std::net::TcpStream, Vec<u8>)> = Vec::new();
+            const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+            const WS_HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: x\r\n\r\n";
+            let mut sockets: Vec<(std::net::TcpStream, Vec<u8>, bool)> = Vec::new();
             let event = format!("id: 00000000-0-0000000\ndata: {}\n\n", "x".repeat(350));
+            let ws_event = format!("{{\"x\":\"{}\"}}", "x".repeat(345));
             let mut next_tick = Instant::now();
             loop {
-                for s in inbox.lock().unwrap().drain(..) {
+                for (s, ws) in inbox.lock().unwrap().drain(..) {
                     s.set_nodelay(true).unwrap();
                     s.set_nonblocking(true).unwrap();
-                    sockets.push((s, HEAD.to_vec()));
+                    sockets.push((s, if ws { WS_HEAD } else { SSE_HEAD }.to_vec(), ws));
                 }
-                let chunk = if Instant::now() >= next_tick {
+                let chunks = if Instant::now() >= next_tick {
                     next_tick += tick;
-                    let mut body = format!(": emitted {}\n", now_ms()).into_bytes();
+                    let emitted = now_ms();
+                    let mut body = format!(": emitted {emitted}\n").into_bytes();
                     for _ in 0..events {
                         body.extend_from_slice(event.as_bytes());
                     }
                     let mut chunk = format!("{:x}\r\n", body.len()).into_bytes();
                     chunk.extend_from_slice(&body);
                     chunk.extend_from_slice(b"\r\n");
-                    Some(chunk)
+                    let events_json = vec![ws_event.as_str(); events].join(",");
+                    let positions = vec!["\"p\""; events].join(",");
+                    let message = format!(
+                        "{{\"type\":\"events\",\"emitted_at\":{emitted},\"events\":[{events_json}],\"positions\":[{positions}]}}"
+                    );
+                    let frame = caspers_replay::sinks::websocket::frame(
+                        caspers_replay::sinks::websocket::WsOpcode::Text,
+                        message.as_bytes(),
+                    );
+                    Some((chunk, frame))
                 } else {
                     None
                 };
-                sockets.retain_mut(|(s, pending)| {
-                    if let Some(chunk) = &chunk {
+                sockets.retain_mut(|(s, pending, ws)| {
+                    let chunk = chunks.as_ref().map(|c| if *ws { &c.1 } else { &c.0 });
+                    if let Some(chunk) = chunk {
                         if pending.is_empty() {
                             match s.write(chunk) {
                                 Ok(n) => pending.extend_from_slice(&chunk[n..]),
@@ -963,9 +977,24 @@ fn floor_server(events: usize, tick: Duration) {
         });
     }
     for (k, stream) in listener.incoming().enumerate() {
-        if let Ok(stream) = stream {
-            inboxes[k % 2].lock().unwrap().push(stream);
+        let Ok(mut stream) = stream else {
+            continue;
+        };
+        // The request says which stream the client wants.
+        use std::io::Read;
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf) {
+                Ok(n) if n > 0 => request.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
         }
+        let ws = request.starts_with(b"GET /v1/ws");
+        inboxes[k % 2].lock().unwrap().push((stream, ws));
     }
 }
 
