@@ -894,20 +894,23 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
 
 /// The floor: a fan-out server reduced to what no server can avoid, to measure what this
 /// machine allows. Two writer threads (one per core) each own half of the sockets; every
-/// tick each builds one SSE chunk and one WebSocket message (the emission stamp, then
-/// `events` events of the real server's size) and writes the one its client asked for to
-/// each of its sockets with one non-blocking `write`,
+/// tick each builds one SSE chunk and one WebSocket message (the emission stamp, then as
+/// many events of the real server's size as `per_tick` says for that tick) and writes the
+/// one its client asked for to each of its sockets with one non-blocking `write`,
 /// keeping what a full socket did not take for a retry every 2 ms. No task, no wake-up,
 /// no copy per connection: the shape of a writer thread serving many sockets.
-fn floor_server(events: usize, tick: Duration) {
+fn floor_server(per_tick: Vec<usize>, tick: Duration) {
     use std::io::Write;
     raise_fd_limit();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     println!("listening {}", listener.local_addr().unwrap());
     type Inbox = Arc<std::sync::Mutex<Vec<(std::net::TcpStream, bool)>>>;
     let inboxes: Vec<Inbox> = (0..2).map(|_| Arc::default()).collect();
+    let per_tick = Arc::new(per_tick);
     for inbox in inboxes.clone() {
+        let per_tick = Arc::clone(&per_tick);
         std::thread::spawn(move || {
+            let mut ticks = 0usize;
             const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
             const WS_HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: x\r\n\r\n";
             let mut sockets: Vec<(std::net::TcpStream, Vec<u8>, bool)> = Vec::new();
@@ -922,6 +925,10 @@ fn floor_server(events: usize, tick: Duration) {
                 }
                 let chunks = if Instant::now() >= next_tick {
                     next_tick += tick;
+                    // The real server's events for this tick (the same instant and speed),
+                    // then the last count again.
+                    let events = per_tick[ticks.min(per_tick.len() - 1)];
+                    ticks += 1;
                     let emitted = now_ms();
                     let mut body = format!(": emitted {emitted}\n").into_bytes();
                     for _ in 0..events {
@@ -1015,12 +1022,20 @@ fn this_bench(core: Option<usize>) -> std::process::Command {
 /// real server, offering each subscriber as many events a tick as the real one would.
 fn run_floor(ds: &Dataset, sc: &Scenario) {
     use std::io::{BufRead, Write};
+    // Events per subscriber in each 100 ms tick, as the real server offers them from the
+    // same instant (ticks are uneven: the dinner peak's are three times the mean).
     let timeline = Timeline::new(ds, false);
-    let total = timeline.count(ds, sc.at, sc.at + (sc.speed * 10.0) as i64);
-    // Events per subscriber per 100 ms tick, as the real server offers them.
-    let per_tick = if sc.filtered { total / 4 } else { total } / 100;
+    let span = (sc.speed / 10.0) as i64;
+    let per_tick: Vec<String> = (0..sc.seconds as i64 * 10 + 40)
+        .map(|k| {
+            let a = sc.at + k * span;
+            let n = timeline.count(ds, a, a + span);
+            (if sc.filtered { n / 4 } else { n }).to_string()
+        })
+        .collect();
+    let per_tick = per_tick.join(",");
     let mut server = this_bench(sc.pin.then_some(0))
-        .args(["--floor-server", "--events-per-tick", &per_tick.to_string()])
+        .args(["--floor-server", "--events-per-tick", &per_tick])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("the floor server");
@@ -1061,7 +1076,7 @@ fn run_floor(ds: &Dataset, sc: &Scenario) {
     let r = &reports[0];
     let delivered: u64 = r.groups.iter().map(|g| g.2).sum();
     println!(
-        "floor: {} subscribers{} at {per_tick} events a tick each (as {}x from the same instant{}): delivered {:.0} events/s; delay p50 {} ms, p99 {} ms; {} connection errors",
+        "floor: {} subscribers{}, each tick's events as {}x from the same instant{}: delivered {:.0} events/s; delay p50 {} ms, p99 {} ms; {} connection errors",
         sc.subscribers,
         if sc.pin {
             ", server on core 0, generator on core 1"
@@ -1112,8 +1127,10 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--floor-server") {
-        let events = arg("--events-per-tick").map_or(14, |v| v.parse().unwrap());
-        floor_server(events, Duration::from_millis(100));
+        let per_tick = arg("--events-per-tick").map_or(vec![14], |v| {
+            v.split(',').map(|n| n.parse().unwrap()).collect()
+        });
+        floor_server(per_tick, Duration::from_millis(100));
         return;
     }
     raise_fd_limit();
