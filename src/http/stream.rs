@@ -232,6 +232,8 @@ pub async fn websocket(
     let text = |json: serde_json::Value| -> Bytes {
         websocket::frame(WsOpcode::Text, json.to_string().as_bytes()).into()
     };
+    // Whether a close frame is on its way to the client.
+    let mut closing = false;
     'read: loop {
         let chunk = tokio::select! {
             () = conn.ended() => break 'read,
@@ -270,17 +272,21 @@ pub async fn websocket(
                 }
                 Ok(Some(Message::Close)) => {
                     conn.close_with(close_frame(1000, ""));
+                    closing = true;
                     break 'read;
                 }
                 Err(e) => {
                     conn.close_with(close_frame(e.code, &e.reason));
+                    closing = true;
                     break 'read;
                 }
             }
         }
     }
-    // A close may be on its way: let the writer send it before the socket goes.
-    let _ = tokio::time::timeout(Duration::from_secs(2), conn.ended()).await;
+    if closing {
+        // Let the writer send the close frame before the socket goes.
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.ended()).await;
+    }
     conn.release().await;
     end_of_stream(socket)
 }
