@@ -648,6 +648,29 @@ fn an_sse_client_that_closes_frees_its_place_within_a_second() {
 }
 
 #[test]
+fn a_websocket_client_that_vanishes_frees_its_place_within_a_second() {
+    let server = paused_server(&[]);
+    let ws = ws_connect(&server, "");
+    let gauge = "caspers_subscribers{transport=\"websocket\"}";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&server, gauge) < 1.0 {
+        assert!(Instant::now() < deadline, "the client never counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Gone without a close frame: the socket just closes.
+    drop(ws);
+    let closed = Instant::now();
+    while metric(&server, gauge) > 0.0 {
+        assert!(
+            closed.elapsed() < Duration::from_secs(1),
+            "still counted {:?} after the client left",
+            closed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn clients_that_never_read_are_shed_under_the_memory_budget_and_readers_lose_nothing() {
     let server = paused_server(&["--queue-budget-mib", "2"]);
     let start = DAY1;
