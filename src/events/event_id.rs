@@ -5,6 +5,7 @@
 //! emitted one (with its `-Lk` suffix on loop k), so the same event has the same id in every
 //! run, file and stream. Any language can recompute it.
 
+use sha1::{Digest, Sha1};
 use uuid::Uuid;
 
 /// `uuid5(NAMESPACE_DNS, "events.caspers-replay")`.
@@ -30,7 +31,16 @@ pub fn write_event_id(order_id: &[u8], loop_index: u32, sequence: u16, out: &mut
     }
     put(b"/");
     put(num.format(sequence).as_bytes());
-    Uuid::new_v5(&NAMESPACE, &name[..len])
+    // What `Uuid::new_v5` computes, with the `sha1` crate's SHA-1 (hardware SHA where the
+    // CPU has it) in place of uuid's portable one: expansion went from 4.16 M to 4.74-4.78 M
+    // events/s (`cargo bench --bench dataset`, the 2-core VM, 2026-11-25).
+    let mut hash = Sha1::new();
+    hash.update(NAMESPACE.as_bytes());
+    hash.update(&name[..len]);
+    let digest = hash.finalize();
+    let bytes: [u8; 16] = digest[..16].try_into().expect("a SHA-1 has 20 bytes");
+    uuid::Builder::from_sha1_bytes(bytes)
+        .into_uuid()
         .hyphenated()
         .encode_lower(out);
 }
