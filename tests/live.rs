@@ -629,42 +629,34 @@ fn an_sse_client_that_closes_frees_its_place_within_a_second() {
     let server = paused_server(&[]);
     let client = SseClient::connect(server.addr, "/v1/events", None);
     assert_eq!(client.status, 200);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&server, "caspers_subscribers{transport=\"sse\"}") < 1.0 {
-        assert!(Instant::now() < deadline, "the client never counted");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     // The clock is paused: nothing is written to this stream, so only the close tells.
-    drop(client);
-    let closed = Instant::now();
-    while metric(&server, "caspers_subscribers{transport=\"sse\"}") > 0.0 {
-        assert!(
-            closed.elapsed() < Duration::from_secs(1),
-            "still counted {:?} after the client closed",
-            closed.elapsed()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    frees_its_place_within_a_second(&server, "sse", move || drop(client));
 }
 
 #[test]
 fn a_websocket_client_that_vanishes_frees_its_place_within_a_second() {
     let server = paused_server(&[]);
     let ws = ws_connect(&server, "");
-    let gauge = "caspers_subscribers{transport=\"websocket\"}";
+    // Gone without a close frame: the socket just closes.
+    frees_its_place_within_a_second(&server, "websocket", move || drop(ws));
+}
+
+/// Waits until the client is counted on `transport`, lets it `leave`, and checks that the
+/// server stops counting it within a second.
+fn frees_its_place_within_a_second(server: &LiveServer, transport: &str, leave: impl FnOnce()) {
+    let gauge = format!("caspers_subscribers{{transport=\"{transport}\"}}");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&server, gauge) < 1.0 {
+    while metric(server, &gauge) < 1.0 {
         assert!(Instant::now() < deadline, "the client never counted");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Gone without a close frame: the socket just closes.
-    drop(ws);
-    let closed = Instant::now();
-    while metric(&server, gauge) > 0.0 {
+    leave();
+    let left = Instant::now();
+    while metric(server, &gauge) > 0.0 {
         assert!(
-            closed.elapsed() < Duration::from_secs(1),
+            left.elapsed() < Duration::from_secs(1),
             "still counted {:?} after the client left",
-            closed.elapsed()
+            left.elapsed()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
