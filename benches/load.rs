@@ -229,46 +229,56 @@ async fn sse_client(
         return;
     }
     // Chunked framing is stripped on the fly; the SSE text is scanned line by line.
+    let Some((head, rest)) = response_head(&mut s, &stats).await else {
+        return;
+    };
+    if !head.starts_with("http/1.1 200") {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    stats.connected.fetch_add(1, Ordering::Relaxed);
     let mut buf = vec![0u8; 64 * 1024];
     let mut line = Vec::with_capacity(256);
-    let mut head_done = false;
-    let mut head = Vec::new();
     let mut chunk_left = 0usize;
     let mut size_line = Vec::new();
     let mut tally = Tally::new(&received, &stats, 0);
+    let mut data = rest;
     loop {
+        let at = now_ms();
+        process(
+            &data,
+            &mut chunk_left,
+            &mut size_line,
+            &mut line,
+            &mut |l| sse_line(l, &mut tally, at),
+        );
+        tally.flush(at);
         let n = match s.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let at = now_ms();
         stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        let mut data = &buf[..n];
-        if !head_done {
-            head.extend_from_slice(data);
-            let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            if !head.starts_with(b"HTTP/1.1 200") {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            head_done = true;
-            stats.connected.fetch_add(1, Ordering::Relaxed);
-            let rest = head[end + 4..].to_vec();
-            process(
-                &rest,
-                &mut chunk_left,
-                &mut size_line,
-                &mut line,
-                &mut |l| sse_line(l, &mut tally, at),
-            );
-            data = &[];
+        data.clear();
+        data.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Reads a response's head: its text, lower case, and the bytes that came after it;
+/// `None` if the connection ends first.
+async fn response_head(s: &mut TcpStream, stats: &Stats) -> Option<(String, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        head.extend_from_slice(&buf[..n]);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+            return Some((text, head[end + 4..].to_vec()));
         }
-        process(data, &mut chunk_left, &mut size_line, &mut line, &mut |l| {
-            sse_line(l, &mut tally, at)
-        });
-        tally.flush(at);
     }
 }
 
@@ -399,43 +409,23 @@ async fn ws_client(
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    let Some((head, rest)) = response_head(&mut s, &stats).await else {
+        return;
+    };
+    if !head.starts_with("http/1.1 101") {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    stats.connected.fetch_add(1, Ordering::Relaxed);
+    let negotiated = head.contains("permessage-deflate");
+    let mut reader = MessageReader::from_server(negotiated, 1 << 30);
+    stats
+        .ws_bytes
+        .fetch_add(rest.len() as u64, Ordering::Relaxed);
+    reader.extend(&rest);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut head = Vec::new();
-    let mut reader: Option<MessageReader> = None;
+    let mut at = now_ms();
     loop {
-        let n = match s.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let at = now_ms();
-        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        let reader = match &mut reader {
-            Some(r) => {
-                stats.ws_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                r.extend(&buf[..n]);
-                r
-            }
-            None => {
-                head.extend_from_slice(&buf[..n]);
-                let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    continue;
-                };
-                let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
-                if !text.starts_with("http/1.1 101") {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                stats.connected.fetch_add(1, Ordering::Relaxed);
-                let negotiated = text.contains("permessage-deflate");
-                let r = reader.insert(MessageReader::from_server(negotiated, 1 << 30));
-                let rest = &head[end + 4..];
-                stats
-                    .ws_bytes
-                    .fetch_add(rest.len() as u64, Ordering::Relaxed);
-                r.extend(rest);
-                r
-            }
-        };
         loop {
             let text = match reader.next_message() {
                 Ok(Some(Message::Text(text))) => text,
@@ -464,6 +454,14 @@ async fn ws_client(
                 stats.lagged.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let n = match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        at = now_ms();
+        stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        stats.ws_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        reader.extend(&buf[..n]);
     }
 }
 
