@@ -254,7 +254,7 @@ impl Conn {
 }
 
 /// The `lagged` notice for a client that was skipped ahead.
-pub(crate) fn lagged_message(hub: &Hub, transport: Transport, missed: u64) -> Bytes {
+fn lagged_message(hub: &Hub, transport: Transport, missed: u64) -> Bytes {
     hub.metrics.clients_lagged.fetch_add(1, Ordering::Relaxed);
     let json = serde_json::json!({
         "type": "lagged",
