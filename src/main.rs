@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 
 use caspers_replay::dataset::{self, Dataset, generate::GenerateOptions};
-use caspers_replay::http::{ClockOrigin, ServeOptions, Server};
+use caspers_replay::http::{ClockOrigin, CorsOrigins, ServeOptions, Server, check_origin};
 use caspers_replay::progress::Progress;
 use caspers_replay::replay::{self, ReplayOptions};
 use caspers_replay::time;
@@ -169,6 +169,12 @@ struct ServeArgs {
     /// The attribution the tile layer asks for, shown on the map.
     #[arg(long, default_value = "map tiles © OpenStreetMap contributors")]
     tiles_attribution: String,
+    /// A web page's origin (e.g. http://localhost:5173) that may change the clock from the
+    /// browser; repeat for more. Reading (the streams, GET /v1/clock, kitchens, map) is open
+    /// to every origin. When given, WebSockets are accepted only from these origins and the
+    /// server's own (other Origin headers get 403).
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = check_origin)]
+    cors_origin: Vec<String>,
 }
 
 /// What shapes the windows of `replay` and of the Spark source (SPEC section 3).
@@ -392,6 +398,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .tiles
             .clone()
             .map(|t| (t, args.tiles_attribution.clone())),
+        cors_origins: CorsOrigins::new(&args.cors_origin).map_err(anyhow::Error::msg)?,
     };
     let events = ds.events.len();
     actix_web::rt::System::new().block_on(async move {

@@ -71,6 +71,20 @@ pub async fn post_clock(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
+    // A browser sends its page's origin: only the server's own and --cors-origin's may
+    // change the clock (the preflight already says so; this also stops simple requests).
+    if let Some(origin) = req.headers().get("origin") {
+        let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        if !state.cors.may_change(&origin, host) {
+            return HttpResponse::Forbidden().json(serde_json::json!({
+                "error": format!(
+                    "a page of origin '{origin}' may not change the clock \
+                     (start the server with --cors-origin {origin} to allow it)"
+                )
+            }));
+        }
+    }
     match presented_token(&req) {
         Some(t) if same_token(&t, &state.token) => {}
         Some(_) => {

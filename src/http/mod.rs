@@ -2,6 +2,7 @@
 //! control, operations endpoints and the map page, in one process.
 
 mod control;
+mod cors;
 mod params;
 mod stream;
 mod writers;
@@ -20,6 +21,7 @@ use crate::clock::{ClockRecord, SimClock, Timeline};
 use crate::dataset::Dataset;
 use crate::sinks::hub::Hub;
 use crate::sinks::nats::Publisher;
+pub use cors::{CorsOrigins, check_origin};
 
 /// How to serve.
 #[derive(Clone, Debug)]
@@ -52,6 +54,9 @@ pub struct ServeOptions {
     pub ws_deflate: bool,
     /// An online tile layer for the map page (URL template) and its attribution.
     pub tiles: Option<(String, String)>,
+    /// Other origins whose pages may change the clock (and, when given, the only ones
+    /// that may open a WebSocket).
+    pub cors_origins: CorsOrigins,
 }
 
 /// How the clock was set up, for the start-up message.
@@ -72,6 +77,7 @@ pub(crate) struct AppState {
     /// The map page's online tile layer (URL template, attribution), if any.
     pub tiles: Option<(String, String)>,
     pub ws_deflate: bool,
+    pub cors: CorsOrigins,
     /// The threads that write the streams.
     pub writers: writers::Writers,
     pub max_clients: usize,
@@ -181,6 +187,7 @@ impl Server {
             token: opts.control_token.clone(),
             tiles: opts.tiles.clone(),
             ws_deflate: opts.ws_deflate,
+            cors: opts.cors_origins.clone(),
             writers: writers::Writers::start(opts.workers.max(1)),
             max_clients: opts.max_clients,
             clients: AtomicUsize::new(0),
@@ -188,6 +195,7 @@ impl Server {
         }));
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(state.cors.middleware())
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     let response = params::bad_request(&format!("bad query string: {e}"));
@@ -195,6 +203,9 @@ impl Server {
                 }))
                 .route("/", web::get().to(index))
                 .route("/basemap.json", web::get().to(basemap))
+                .route("/client/caspers-replay.js", web::get().to(client_module))
+                .route("/asyncapi.yaml", web::get().to(asyncapi))
+                .route("/openapi.yaml", web::get().to(openapi))
                 .route("/healthz", web::get().to(control::healthz))
                 .route("/metrics", web::get().to(control::metrics))
                 .route("/v1/clock", web::get().to(control::get_clock))
@@ -267,4 +278,27 @@ async fn index() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(include_str!("../../static/index.html"))
+}
+
+/// The TypeScript client, built (clients/js): the map page runs on it, and other origins
+/// may load it from here.
+async fn client_module() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(include_str!("../../clients/js/dist/caspers-replay.js"))
+}
+
+/// The streams' contract (AsyncAPI 3.0).
+async fn asyncapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(include_str!("../../docs/asyncapi.yaml"))
+}
+
+/// The REST endpoints' contract (OpenAPI 3.1).
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/yaml")
+        .body(include_str!("../../docs/openapi.yaml"))
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::AppState;
+use super::cors::STREAM_HEADER;
 use super::params::{bad_request, stream_params};
 use super::writers::{ReleaseOnDrop, close_frame};
 use crate::sinks::filter::Filter;
@@ -85,10 +86,10 @@ pub async fn sse(
     let sub = state
         .hub
         .subscribe(params.filter, Transport::Sse, start, params.snapshot);
-    let head = Bytes::from_static(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-          x-accel-buffering: no\r\ntransfer-encoding: chunked\r\n\r\n",
-    );
+    let head = Bytes::from(format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+         x-accel-buffering: no\r\n{STREAM_HEADER}transfer-encoding: chunked\r\n\r\n"
+    ));
     let mut first = b"retry: 3000\n\n".to_vec();
     first.extend_from_slice(&clock_message(&state, Transport::Sse, from.as_deref()));
     let conn = match state
@@ -173,6 +174,20 @@ pub async fn websocket(
     };
     if let Err(e) = actix_http::ws::verify_handshake(req.head()) {
         return bad_request(&format!("not a WebSocket handshake: {e}"));
+    }
+    let origin = req
+        .headers()
+        .get("origin")
+        .map(|o| String::from_utf8_lossy(o.as_bytes()));
+    let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+    if !state.cors.may_open_websocket(origin.as_deref(), host) {
+        return HttpResponse::Forbidden().json(serde_json::json!({
+            "error": format!(
+                "a page of origin '{}' may not open this WebSocket (the server allows only \
+                 its own origin and those given with --cors-origin)",
+                origin.unwrap_or_default()
+            )
+        }));
     }
     let Some(key) = req.headers().get("sec-websocket-key") else {
         return bad_request("not a WebSocket handshake: no Sec-WebSocket-Key");

@@ -111,30 +111,70 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
+    let answer = exchange(addr, method, path, headers, body);
+    (answer.status, answer.body)
+}
+
+/// A response: its status, its headers (names in lower case) and its body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The value of a header, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close` (a `Content-Type: application/json` body
+/// unless `body` is empty and the method is GET or OPTIONS).
+pub fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str(&format!(
-        "Content-Length: {}\r\nContent-Type: application/json\r\n\r\n{body}",
-        body.len()
-    ));
+    if !(body.is_empty() && matches!(method, "GET" | "OPTIONS")) {
+        req.push_str(&format!(
+            "Content-Length: {}\r\nContent-Type: application/json\r\n",
+            body.len()
+        ));
+    }
+    req.push_str(&format!("\r\n{body}"));
     s.write_all(req.as_bytes()).unwrap();
     let mut reader = BufReader::new(s);
-    let (status, chunked) = read_head(&mut reader);
+    let (status, headers) = read_head(&mut reader);
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
     let mut out = Vec::new();
     if chunked {
         ChunkedReader::new(reader).read_to_end(&mut out).unwrap();
     } else {
         reader.read_to_end(&mut out).unwrap();
     }
-    (status, String::from_utf8(out).unwrap())
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(out).unwrap(),
+    }
 }
 
-/// Reads a response head; returns the status and whether the body is chunked.
-fn read_head(reader: &mut impl BufRead) -> (u16, bool) {
+/// Reads a response head; returns the status and the headers (names in lower case).
+pub fn read_head(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
     let status = line
@@ -142,16 +182,15 @@ fn read_head(reader: &mut impl BufRead) -> (u16, bool) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let mut chunked = false;
+    let mut headers = Vec::new();
     loop {
         line.clear();
         reader.read_line(&mut line).unwrap();
         if line.trim().is_empty() {
-            return (status, chunked);
+            return (status, headers);
         }
-        let lower = line.to_ascii_lowercase();
-        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-            chunked = true;
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
 }
@@ -216,6 +255,7 @@ pub struct SseMessage {
 /// A Server-Sent Events client.
 pub struct SseClient {
     pub status: u16,
+    pub headers: Vec<(String, String)>,
     lines: std::io::Lines<BufReader<ChunkedReader<BufReader<TcpStream>>>>,
     pub stream: TcpStream,
 }
@@ -233,9 +273,10 @@ impl SseClient {
         (&s).write_all(req.as_bytes()).unwrap();
         let stream = s.try_clone().unwrap();
         let mut reader = BufReader::new(s);
-        let (status, _) = read_head(&mut reader);
+        let (status, headers) = read_head(&mut reader);
         SseClient {
             status,
+            headers,
             lines: BufReader::new(ChunkedReader::new(reader)).lines(),
             stream,
         }
