@@ -35,7 +35,12 @@ fi
 # The package installs as a user installs it (this builds the engine with cargo).
 python3 -m pip install --quiet --disable-pip-version-check ./python
 python3 -c "from caspers_replay._engine import engine_path; print('caspers_replay installed, engine', engine_path())"
-if [ ! -d tests/e2e/node_modules/playwright-core ]; then
-  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
-fi
+# The page tests' and the API documents' node modules, and the TypeScript client's build
+# tools (its committed build is checked against its sources); npm ci when the lock file is
+# newer than the last install.
+for dir in tests/e2e clients/js; do
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+done
 cargo test --release

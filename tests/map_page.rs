@@ -10,24 +10,9 @@ use std::process::{Command, Stdio};
 use caspers_replay::sinks::filter::Filter;
 use common::live::{LiveServer, TOKEN};
 
-/// tests/e2e, with its node modules and Debian's chromium installed (scripts/test.sh
-/// installs both).
-fn e2e_dir() -> std::path::PathBuf {
-    assert!(
-        Path::new("/usr/bin/chromium").is_file(),
-        "Debian's chromium is missing: apt-get install chromium (scripts/test.sh does it)"
-    );
-    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
-    assert!(
-        e2e.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: npm ci in tests/e2e (scripts/test.sh does it)"
-    );
-    e2e
-}
-
 #[test]
 fn map_page_in_headless_chromium() {
-    let e2e = e2e_dir();
+    let e2e = common::e2e_dir();
     let (dir, _) = common::generated_dataset("map_dataset", 2, 8);
     // Day 1 at noon is busy; 600x moves drivers visibly within a second.
     let server = LiveServer::start(&dir, &["--start-day", "1", "--speed", "600"]);
@@ -79,7 +64,7 @@ fn map_page_in_headless_chromium() {
 /// window, and the server reads the browser's compressed messages.
 #[test]
 fn a_browser_websocket_gets_exactly_the_window_with_and_without_deflate() {
-    let e2e = e2e_dir();
+    let e2e = common::e2e_dir();
     let (dir, ds) = common::generated_dataset("browser_ws_dataset", 2, 8);
     let start = 1_704_067_200 + 86_400 + 18 * 3600;
     for (flags, extension) in [
@@ -147,7 +132,7 @@ const PIXEL_PNG: &[u8] = &[
 #[test]
 fn with_tiles_the_page_draws_the_online_layer_from_the_given_server() {
     use std::io::Read;
-    let e2e = e2e_dir();
+    let e2e = common::e2e_dir();
     // A tile server on 127.0.0.1 that records the paths asked for.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let tile_base = format!("http://{}", listener.local_addr().unwrap());

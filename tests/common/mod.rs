@@ -305,3 +305,37 @@ pub fn generated_dataset(
     let ds = caspers_replay::dataset::Dataset::open(&dir).unwrap();
     (dir, ds)
 }
+
+/// tests/e2e with its node modules installed and Debian's chromium (scripts/test.sh
+/// installs both): where the page, client and contract scripts run.
+pub fn e2e_dir() -> PathBuf {
+    assert!(
+        Path::new("/usr/bin/chromium").is_file(),
+        "Debian's chromium is missing: apt-get install chromium (scripts/test.sh does it)"
+    );
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    for module in [
+        "playwright-core",
+        "@asyncapi/parser",
+        "@readme/openapi-parser",
+        "ajv",
+    ] {
+        assert!(
+            e2e.join("node_modules").join(module).is_dir(),
+            "{module} is missing: npm ci in tests/e2e (scripts/test.sh does it)"
+        );
+    }
+    e2e
+}
+
+/// clients/js with its build tools installed (`npm ci` there; scripts/test.sh does it).
+pub fn client_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/js");
+    for module in ["typescript", "esbuild"] {
+        assert!(
+            dir.join("node_modules").join(module).is_dir(),
+            "{module} is missing: npm ci in clients/js (scripts/test.sh does it)"
+        );
+    }
+    dir
+}
