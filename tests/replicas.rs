@@ -5,95 +5,20 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
 use caspers_replay::sinks::filter::Filter;
 use common::live::{LiveServer, SseClient, TOKEN, expected, pairs, request};
+use common::nats::Nats;
 
 const DAY1: i64 = 1_704_067_200 + 86_400;
 
 fn dataset() -> &'static (PathBuf, Dataset) {
     static DS: OnceLock<(PathBuf, Dataset)> = OnceLock::new();
     DS.get_or_init(|| common::generated_dataset("replicas_dataset", 3, 21))
-}
-
-/// A `nats-server -js` on a free port of 127.0.0.1 with its own store; stopped when dropped.
-struct Nats {
-    child: Child,
-    port: u16,
-    store: PathBuf,
-}
-
-impl Nats {
-    fn start(name: &str) -> Nats {
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).is_file())
-            .expect(
-                "nats-server is missing: apt-get install nats-server (scripts/test.sh does it)",
-            );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let store = common::scratch_dir(&format!("nats_{name}"));
-        let mut nats = Nats {
-            child: spawn_nats(binary, port, &store),
-            port,
-            store,
-        };
-        nats.wait_up();
-        nats
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn wait_up(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).is_file())
-            .unwrap();
-        self.child = spawn_nats(binary, self.port, &self.store);
-        self.wait_up();
-    }
-}
-
-fn spawn_nats(binary: &str, port: u16, store: &std::path::Path) -> Child {
-    Command::new(binary)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 fn replica(nats: &Nats, extra: &[&str]) -> LiveServer {

@@ -11,6 +11,7 @@ use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
 pub mod live;
+pub mod nats;
 
 /// `../shared` beside the repository: the spec, fixtures and real dimension tables.
 /// Fails with a clear message when it is missing (tests never pass by skipping).

@@ -1,0 +1,553 @@
+//! Frontend developers' view, in headless Chromium: a page of another origin (its own port)
+//! uses the feed with plain `fetch` and `EventSource`, and with the TypeScript client loaded
+//! from the server (`/client/caspers-replay.js`). The client delivers exactly the dataset's
+//! events over SSE and WebSocket across a `kill -9` and restart of the server, across a
+//! switch between two replicas behind a load balancer (real `nats-server`), and across a
+//! filter change.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use caspers_replay::dataset::Dataset;
+use caspers_replay::sinks::filter::Filter;
+use common::live::{LiveServer, TOKEN, expected};
+use common::nats::Nats;
+use serde_json::Value;
+
+const DAY1: i64 = 1_704_067_200 + 86_400;
+
+fn dataset() -> &'static (PathBuf, Dataset) {
+    static DS: OnceLock<(PathBuf, Dataset)> = OnceLock::new();
+    DS.get_or_init(|| common::generated_dataset("client_dataset", 3, 51))
+}
+
+/// One Chromium at a time: these tests are heavy for two cores.
+fn one_browser() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A page of its own origin in headless Chromium (tests/e2e/page.mjs), evaluating what the
+/// test sends it.
+struct Page {
+    child: Child,
+    stdin: ChildStdin,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    origin: String,
+}
+
+impl Page {
+    fn open() -> Page {
+        let e2e = common::e2e_dir();
+        let mut child = Command::new("node")
+            .arg(e2e.join("page.mjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node must be installed");
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("the page's first line").unwrap();
+        let origin = first
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("{first}"))
+            .to_string();
+        Page {
+            child,
+            stdin,
+            lines,
+            origin,
+        }
+    }
+
+    /// Evaluates one JavaScript expression (awaited) in the page.
+    fn eval(&mut self, js: &str) -> Value {
+        assert!(!js.contains('\n'));
+        writeln!(self.stdin, "{js}").unwrap();
+        let line = self.lines.next().expect("an answer").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if let Some(e) = v.as_str().and_then(|s| s.strip_prefix("error: ")) {
+            panic!("the page threw on {js}: {e}");
+        }
+        v
+    }
+
+    /// Waits (up to `secs`) until `js` is true in the page.
+    fn until(&mut self, what: &str, js: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.eval(js) != Value::Bool(true) {
+            if Instant::now() > deadline {
+                let feeds = self.eval(
+                    "Object.entries(window.feeds || {}).map(([k, v]) => [k, v.f.status, v.f.position, v.rec.events.length, v.rec.clocks, v.rec.lags, v.rec.errors])",
+                );
+                panic!("timed out waiting for {what}; the feeds: {feeds}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Loads the client from `server` and starts a feed named `name` on `base` with the
+    /// options `options` (a JavaScript object literal), recording what it delivers.
+    fn feed(&mut self, server: SocketAddr, name: &str, base: &str, options: &str) {
+        self.eval(&format!(
+            "import('http://{server}/client/caspers-replay.js').then((m) => {{ window.m = m; window.feeds = window.feeds || {{}}; \
+             const f = m.connect('{base}', {options}); const rec = {{ events: [], clocks: [], lags: [], errors: [] }}; \
+             f.onEvent((e) => rec.events.push(e)); f.onClock((c) => rec.clocks.push(c.reason)); \
+             f.onLag((l) => rec.lags.push(l)); f.onError((e) => rec.errors.push(e.kind + ': ' + e.message)); \
+             window.feeds['{name}'] = {{ f, rec }}; return true; }})"
+        ));
+        self.until(
+            &format!("feed {name} to open"),
+            &format!("window.feeds['{name}'].f.status === 'open'"),
+            10,
+        );
+    }
+
+    fn count(&mut self, name: &str) -> usize {
+        self.eval(&format!("window.feeds['{name}'].rec.events.length"))
+            .as_u64()
+            .unwrap() as usize
+    }
+
+    /// Waits until feed `name` has delivered at least `n` events.
+    fn wait_for(&mut self, name: &str, n: usize, secs: u64) {
+        self.until(
+            &format!("{n} events on {name}"),
+            &format!("window.feeds['{name}'].rec.events.length >= {n}"),
+            secs,
+        );
+    }
+
+    /// What feed `name` delivered: (position, the event as the client gives it).
+    fn events(&mut self, name: &str) -> Vec<(String, Value)> {
+        let v = self.eval(&format!(
+            "window.feeds['{name}'].rec.events.map((e) => [e.position, e])"
+        ));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|pair| {
+                let mut e = pair[1].clone();
+                e.as_object_mut().unwrap().remove("position");
+                (pair[0].as_str().unwrap().to_string(), e)
+            })
+            .collect()
+    }
+
+    fn record(&mut self, name: &str, what: &str) -> Value {
+        self.eval(&format!("window.feeds['{name}'].rec.{what}"))
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// JSON values equal, numbers compared as numbers (the client re-serializes what it parsed:
+/// `9.0` comes back as `9`).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_json(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The client's events are exactly `want` (position, wire JSON): every one once, in order,
+/// each with its body parsed.
+fn assert_delivered(what: &str, got: &[(String, Value)], want: &[(String, String)]) {
+    let positions: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+    let wanted: Vec<&str> = want.iter().map(|(p, _)| p.as_str()).collect();
+    if positions != wanted {
+        let at = positions
+            .iter()
+            .zip(&wanted)
+            .position(|(a, b)| a != b)
+            .unwrap_or(positions.len().min(wanted.len()));
+        let around = |v: &[&str]| v[at.saturating_sub(2)..(at + 3).min(v.len())].join(" ");
+        panic!(
+            "{what}: {} events delivered, {} in the window; first difference at {at}: \
+             delivered {} against {}",
+            got.len(),
+            want.len(),
+            around(&positions),
+            around(&wanted)
+        );
+    }
+    for ((p, event), (_, wire)) in got.iter().zip(want) {
+        let mut w: Value = serde_json::from_str(wire).unwrap();
+        let body: Value = serde_json::from_str(w["body"].as_str().unwrap()).unwrap();
+        w["body"] = body;
+        assert!(same_json(event, &w), "{what}: {p}: {event} against {w}");
+    }
+}
+
+/// What a feed delivered from the second after `start` on. The clock was sought to `start`
+/// and paused before the feed connected, and the events of that second are due at once: they
+/// may have gone out before the feed was there. Those it did get are checked to be of that
+/// second and left out; what follows must be the window from the next second, exactly.
+fn after_first_second<T>(
+    got: &[(String, T)],
+    ds: &Dataset,
+    start: i64,
+    filter: Filter,
+) -> Vec<(String, T)>
+where
+    T: Clone,
+{
+    let first = expected(ds, start, start + 1, filter);
+    let n = got
+        .iter()
+        .take_while(|(p, _)| first.iter().any(|(q, _)| q == p))
+        .count();
+    got[n..].to_vec()
+}
+
+fn sim_end(state: &Value) -> i64 {
+    state["sim_time"].as_f64().unwrap().floor() as i64 + 1
+}
+
+#[test]
+fn a_page_of_another_origin_reads_the_feed_and_changes_the_clock_only_when_allowed() {
+    let _browser = one_browser();
+    let mut page = Page::open();
+    let (dir, ds) = dataset();
+    let server = LiveServer::start(dir, &["--paused", "--start-day", "1"]);
+    let start = DAY1 + 18 * 3600;
+    server.control(&format!("{{\"seek\": {start}}}"));
+    let s = format!("http://{}", server.addr);
+
+    let clock = page.eval(&format!("fetch('{s}/v1/clock').then((r) => r.json())"));
+    assert_eq!(clock["sim_time"], start as f64, "{clock}");
+    let own: Value = serde_json::from_str(&server.get("/v1/clock").1).unwrap();
+    assert_eq!(clock["dataset_end"], own["dataset_end"]);
+    let kitchens = page.eval(&format!("fetch('{s}/v1/kitchens').then((r) => r.json())"));
+    assert_eq!(kitchens.as_array().unwrap().len(), 4);
+
+    // A plain EventSource, the server's defaults: exactly the window, byte for byte.
+    page.eval(&format!(
+        "new Promise((resolve) => {{ window.es = {{ messages: [] }}; const s = new EventSource('{s}/v1/events?location_id=1,3'); \
+         s.onmessage = (e) => window.es.messages.push([e.lastEventId, e.data]); s.addEventListener('clock', () => resolve(true)); }})"
+    ));
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    std::thread::sleep(Duration::from_millis(800));
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let want = expected(ds, start + 1, end, Filter::new(&[1, 3], &[]));
+    assert!(want.len() > 40, "a busy window: {}", want.len());
+    page.until(
+        "the window's events",
+        &format!("window.es.messages.length >= {}", want.len()),
+        10,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let got: Vec<(String, String)> =
+        serde_json::from_value(page.eval("window.es.messages")).unwrap();
+    let got = after_first_second(&got, ds, start, Filter::new(&[1, 3], &[]));
+    assert!(got == want, "every event once, in order, byte for byte");
+
+    // Changing the clock from this origin: refused by default (the preflight fails), the
+    // clock untouched.
+    let post = |page: &mut Page, s: &str| {
+        page.eval(&format!(
+            "fetch('{s}/v1/clock', {{ method: 'POST', headers: {{ 'Content-Type': 'application/json', Authorization: 'Bearer {TOKEN}' }}, \
+             body: JSON.stringify({{ speed: 5 }}) }}).then((r) => r.status, (e) => 'blocked: ' + e.message)"
+        ))
+    };
+    assert_eq!(post(&mut page, &s), "blocked: Failed to fetch");
+    let (_, text) = server.get("/v1/clock");
+    assert_ne!(serde_json::from_str::<Value>(&text).unwrap()["speed"], 5.0);
+    // Allowed with --cors-origin for this page's origin.
+    let allowed = LiveServer::start(
+        dir,
+        &[
+            "--paused",
+            "--start-day",
+            "1",
+            "--cors-origin",
+            &page.origin,
+        ],
+    );
+    let a = format!("http://{}", allowed.addr);
+    assert_eq!(post(&mut page, &a), 200);
+    let (_, text) = allowed.get("/v1/clock");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["speed"], 5.0);
+    // The client's presenter helper, from the same page.
+    let state = page.eval(&format!(
+        "import('{a}/client/caspers-replay.js').then((m) => m.control('{a}', '{TOKEN}').setSpeed(7))"
+    ));
+    assert_eq!(state["speed"], 7.0);
+    let refused = page.eval(&format!(
+        "import('{a}/client/caspers-replay.js').then((m) => m.control('{a}', 'wrong').pause().then(() => 'changed', (e) => e.name + ' ' + e.status + ' ' + e.message))"
+    ));
+    assert_eq!(refused, "ControlError 403 wrong presenter token");
+}
+
+#[test]
+fn the_client_delivers_every_event_once_across_kill_9_and_restart() {
+    let _browser = one_browser();
+    let mut page = Page::open();
+    let (dir, ds) = dataset();
+    let state = common::scratch_dir("client_restart").join("clock.json");
+    let state = state.to_str().unwrap();
+    let mut server = LiveServer::start(
+        dir,
+        &["--state", state, "--fresh", "--paused", "--start-day", "1"],
+    );
+    let start = DAY1 + 11 * 3600;
+    server.control(&format!("{{\"seek\": {start}}}"));
+    let s = format!("http://{}", server.addr);
+    page.feed(
+        server.addr,
+        "sse",
+        &s,
+        "{ transport: 'sse', locationIds: [1, 2] }",
+    );
+    page.feed(
+        server.addr,
+        "ws",
+        &s,
+        "{ transport: 'websocket', locationIds: [3, 4] }",
+    );
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    page.wait_for("sse", 20, 10);
+    page.wait_for("ws", 20, 10);
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let before = (page.count("sse"), page.count("ws"));
+    std::thread::sleep(Duration::from_millis(300));
+    let addr = server.addr.to_string();
+    drop(server);
+    // The same command line, as a supervisor restarts it (without --fresh).
+    let server = LiveServer::start_at(
+        dir,
+        &addr,
+        &["--state", state, "--paused", "--start-day", "1"],
+    );
+    page.wait_for("sse", before.0 + 10, 20);
+    page.wait_for("ws", before.1 + 10, 20);
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+
+    for (name, filter) in [("sse", [1, 2]), ("ws", [3, 4])] {
+        let filter = Filter::new(&filter, &[]);
+        let want = expected(ds, start + 1, end, filter);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while page.count(name) < want.len() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let got = after_first_second(&page.events(name), ds, start, filter);
+        assert_delivered(name, &got, &want);
+        let clocks = page.record(name, "clocks");
+        assert!(
+            clocks
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("restarted")),
+            "{name} is told the server restarted: {clocks}"
+        );
+        let errors = page.record(name, "errors");
+        assert!(
+            errors
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e.as_str().unwrap().starts_with("connection")),
+            "{name} says the connection dropped: {errors}"
+        );
+    }
+}
+
+/// A TCP load balancer on 127.0.0.1 with one backend at a time; a switch cuts every
+/// connection, as a balancer does when a replica leaves.
+struct Balancer {
+    addr: SocketAddr,
+    backend: Arc<Mutex<SocketAddr>>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Balancer {
+    fn start(backend: SocketAddr) -> Balancer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let backend = Arc::new(Mutex::new(backend));
+        let open = Arc::new(Mutex::new(Vec::<TcpStream>::new()));
+        let (to, conns) = (Arc::clone(&backend), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let target = *to.lock().unwrap();
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                conns
+                    .lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                for (mut from, mut into) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        let _ = into.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Balancer {
+            addr,
+            backend,
+            open,
+        }
+    }
+
+    fn switch(&self, to: SocketAddr) {
+        *self.backend.lock().unwrap() = to;
+        for c in self.open.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn the_client_moves_between_replicas_behind_a_balancer_with_no_gap_or_duplicate() {
+    let _browser = one_browser();
+    let mut page = Page::open();
+    let (dir, ds) = dataset();
+    let nats = Nats::start("client_replicas");
+    let url = nats.url();
+    let replica = || LiveServer::start(dir, &["--nats", &url, "--paused", "--start-day", "1"]);
+    let (a, b) = (replica(), replica());
+    let start = DAY1 + 12 * 3600;
+    a.control(&format!("{{\"seek\": {start}, \"paused\": true}}"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while serde_json::from_str::<Value>(&b.get("/v1/clock").1).unwrap()["sim_time"] != start as f64
+    {
+        assert!(Instant::now() < deadline, "B follows A's seek");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let balancer = Balancer::start(a.addr);
+    let base = format!("http://{}", balancer.addr);
+    page.feed(
+        a.addr,
+        "sse",
+        &base,
+        "{ transport: 'sse', locationIds: [1] }",
+    );
+    page.feed(
+        a.addr,
+        "ws",
+        &base,
+        "{ transport: 'websocket', locationIds: [2] }",
+    );
+    a.control(r#"{"speed": 3600, "paused": false}"#);
+    page.wait_for("sse", 15, 10);
+    page.wait_for("ws", 15, 10);
+
+    balancer.switch(b.addr);
+    let before = (page.count("sse"), page.count("ws"));
+    page.wait_for("sse", before.0 + 10, 20);
+    page.wait_for("ws", before.1 + 10, 20);
+    let end = sim_end(&b.control(r#"{"paused": true}"#));
+    for (name, filter) in [("sse", [1]), ("ws", [2])] {
+        let filter = Filter::new(&filter, &[]);
+        let want = expected(ds, start + 1, end, filter);
+        page.until(
+            &format!("{name}: the window"),
+            &format!("window.feeds['{name}'].rec.events.length >= {}", want.len()),
+            15,
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let got = after_first_second(&page.events(name), ds, start, filter);
+        assert_delivered(name, &got, &want);
+    }
+}
+
+#[test]
+fn a_filter_change_through_the_client_loses_and_repeats_nothing() {
+    let _browser = one_browser();
+    let mut page = Page::open();
+    let (dir, ds) = dataset();
+    let server = LiveServer::start(dir, &["--paused", "--start-day", "1"]);
+    let start = DAY1 + 18 * 3600;
+    server.control(&format!("{{\"seek\": {start}}}"));
+    let s = format!("http://{}", server.addr);
+    page.feed(
+        server.addr,
+        "sse",
+        &s,
+        "{ transport: 'sse', locationIds: [1] }",
+    );
+    page.feed(
+        server.addr,
+        "ws",
+        &s,
+        "{ transport: 'websocket', locationIds: [1] }",
+    );
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    page.wait_for("sse", 10, 10);
+    page.wait_for("ws", 10, 10);
+    for name in ["sse", "ws"] {
+        page.eval(&format!(
+            "window.feeds['{name}'].f.setFilter({{ locationIds: [2] }})"
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    let both = expected(ds, start + 1, end, Filter::new(&[1, 2], &[]));
+    for name in ["sse", "ws"] {
+        std::thread::sleep(Duration::from_millis(300));
+        let got = after_first_second(&page.events(name), ds, start, Filter::new(&[1], &[]));
+        // Up to the last kitchen-1 event delivered, kitchen 1; after it, kitchen 2.
+        let last_1 = got
+            .iter()
+            .rposition(|(_, e)| e["location_id"] == 1)
+            .expect("kitchen 1's events");
+        assert!(
+            got[last_1 + 1..].iter().all(|(_, e)| e["location_id"] == 2),
+            "{name}: after the change only the new filter's events"
+        );
+        let switch = both
+            .iter()
+            .position(|(p, _)| *p == got[last_1].0)
+            .expect("the last kitchen-1 event is in the window");
+        let want: Vec<(String, String)> = both
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, e))| {
+                let kitchen_1 = e.contains("\"location_id\":1,");
+                if *i <= switch { kitchen_1 } else { !kitchen_1 }
+            })
+            .map(|(_, pe)| pe.clone())
+            .collect();
+        assert!(
+            want.len() > last_1 + 10,
+            "{name}: kitchen 2's events after the change"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while page.count(name) < want.len() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let got = after_first_second(&page.events(name), ds, start, Filter::new(&[1], &[]));
+        assert_delivered(name, &got, &want);
+    }
+}

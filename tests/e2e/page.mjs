@@ -1,0 +1,37 @@
+// A page of another origin, driven by a Rust test: this script serves an empty page from its
+// own port of 127.0.0.1 (another origin than the caspers-replay server's), opens it in
+// headless Chromium, prints "ready ORIGIN", then evaluates each line of stdin in the page
+// (a JavaScript expression, awaited) and prints its result as one JSON line ("error: ..."
+// when it throws). It ends when stdin closes.
+// usage: node page.mjs
+import { createServer } from 'node:http';
+import { createInterface } from 'node:readline';
+import { launch } from './browser.mjs';
+
+const site = createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end('<!doctype html><title>another origin</title><body>an app of its own</body>');
+});
+await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
+const origin = `http://127.0.0.1:${site.address().port}`;
+const browser = await launch();
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${origin}/`);
+  console.log(`ready ${origin}`);
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue;
+    try {
+      const value = await page.evaluate(`(async () => (${line}))()`);
+      console.log(JSON.stringify(value === undefined ? null : value));
+    } catch (e) {
+      console.log(JSON.stringify(`error: ${e.message.split('\n')[0]}`));
+    }
+    if (errors.length) console.error(`page errors: ${errors.splice(0).join(' | ')}`);
+  }
+} finally {
+  await browser.close();
+  site.close();
+}
