@@ -44,9 +44,15 @@ struct Page {
 
 impl Page {
     fn open() -> Page {
+        Page::open_with(&[])
+    }
+
+    /// The page of `args` (an HTML file and its query) instead of an empty one.
+    fn open_with(args: &[&str]) -> Page {
         let e2e = common::e2e_dir();
         let mut child = Command::new("node")
             .arg(e2e.join("page.mjs"))
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -503,9 +509,30 @@ fn a_filter_change_through_the_client_loses_and_repeats_nothing() {
         &s,
         "{ transport: 'websocket', locationIds: [1] }",
     );
+    // The same events through `for await`, for those who prefer it.
+    page.feed(
+        server.addr,
+        "iter",
+        &s,
+        "{ transport: 'websocket', locationIds: [3] }",
+    );
+    page.eval(
+        "(() => { window.iterated = []; (async () => { for await (const e of window.feeds.iter.f) { \
+         window.iterated.push(e.position); if (window.iterated.length === 10) break; } window.iterDone = true; })(); return true; })()",
+    );
     server.control(r#"{"speed": 3600, "paused": false}"#);
     page.wait_for("sse", 10, 10);
     page.wait_for("ws", 10, 10);
+    page.until(
+        "ten events through for await",
+        "window.iterDone === true",
+        10,
+    );
+    assert_eq!(
+        page.eval("window.iterated"),
+        page.eval("window.feeds.iter.rec.events.slice(0, 10).map((e) => e.position)"),
+        "the iterator yields what onEvent sees"
+    );
     for name in ["sse", "ws"] {
         page.eval(&format!(
             "window.feeds['{name}'].f.setFilter({{ locationIds: [2] }})"
@@ -550,4 +577,58 @@ fn a_filter_change_through_the_client_loses_and_repeats_nothing() {
         let got = after_first_second(&page.events(name), ds, start, Filter::new(&[1], &[]));
         assert_delivered(name, &got, &want);
     }
+}
+
+#[test]
+fn the_example_order_board_runs_from_its_own_origin() {
+    let _browser = one_browser();
+    let (dir, _) = dataset();
+    let server = LiveServer::start(dir, &["--paused", "--start-day", "1"]);
+    server.control(&format!("{{\"seek\": {}}}", DAY1 + 18 * 3600));
+    let board = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/web/index.html");
+    let query = format!("server=http://{}&kitchen=2", server.addr);
+    let mut page = Page::open_with(&[board.to_str().unwrap(), &query]);
+    page.until(
+        "the board's feed",
+        "window.board !== undefined && window.board.feed.status === 'open'",
+        10,
+    );
+    assert_eq!(
+        page.eval("document.getElementById('kitchen').options.length"),
+        4
+    );
+    // The snapshot fills the board at once; then the orders move.
+    page.until(
+        "orders on the board",
+        "document.querySelectorAll('.order').length > 0",
+        10,
+    );
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    page.until(
+        "an order on the road",
+        "document.querySelectorAll('#road .order').length > 0",
+        10,
+    );
+    let columns = page.eval("['new', 'cooking', 'ready', 'road'].map((c) => document.querySelectorAll('#' + c + ' .order').length)");
+    assert!(
+        columns
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>()
+            > 0,
+        "{columns}"
+    );
+    assert_eq!(
+        page.eval("document.getElementById('status').textContent"),
+        "live"
+    );
+    // Another kitchen: the board empties and fills again from that kitchen's snapshot.
+    page.eval("(() => { const s = document.getElementById('kitchen'); s.value = '4'; s.dispatchEvent(new Event('change')); return true; })()");
+    page.until(
+        "kitchen 4's orders",
+        "document.querySelectorAll('.order').length > 0 && window.board.feed.status === 'open'",
+        10,
+    );
 }

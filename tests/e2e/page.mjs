@@ -3,14 +3,18 @@
 // headless Chromium, prints "ready ORIGIN", then evaluates each line of stdin in the page
 // (a JavaScript expression, awaited) and prints its result as one JSON line ("error: ..."
 // when it throws). It ends when stdin closes.
-// usage: node page.mjs
+// usage: node page.mjs [HTML_FILE [QUERY]]   (the page served: HTML_FILE, or an empty one;
+// opened with ?QUERY)
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { launch } from './browser.mjs';
 
+const [file, query] = process.argv.slice(2);
+const html = file ? readFileSync(file) : '<!doctype html><title>another origin</title><body>an app of its own</body>';
 const site = createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-  res.end('<!doctype html><title>another origin</title><body>an app of its own</body>');
+  res.end(html);
 });
 await new Promise((resolve) => site.listen(0, '127.0.0.1', resolve));
 const origin = `http://127.0.0.1:${site.address().port}`;
@@ -19,7 +23,7 @@ try {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${origin}/`);
+  await page.goto(`${origin}/${query ? `?${query}` : ''}`);
   console.log(`ready ${origin}`);
   for await (const line of createInterface({ input: process.stdin })) {
     if (!line.trim()) continue;
