@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use caspers_replay::clock::Timeline;
 use caspers_replay::dataset::Dataset;
+use caspers_replay::timeline::Timeline;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -391,7 +391,7 @@ async fn ws_client(
     received: Arc<AtomicU64>,
     stats: Arc<Stats>,
 ) {
-    use caspers_replay::sinks::websocket::{Message, MessageReader};
+    use caspers_replay::fanout::websocket::{Message, MessageReader};
     let Ok(mut s) = connect_from(addr, n).await else {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
@@ -940,8 +940,8 @@ fn floor_server(per_tick: Vec<usize>, tick: Duration) {
                     let message = format!(
                         "{{\"type\":\"events\",\"emitted_at\":{emitted},\"events\":[{events_json}],\"positions\":[{positions}]}}"
                     );
-                    let frame = caspers_replay::sinks::websocket::frame(
-                        caspers_replay::sinks::websocket::WsOpcode::Text,
+                    let frame = caspers_replay::fanout::websocket::frame(
+                        caspers_replay::fanout::websocket::WsOpcode::Text,
                         message.as_bytes(),
                     );
                     Some((chunk, frame))

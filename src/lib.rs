@@ -1,23 +1,27 @@
 //! caspers-replay: replays the Casper's Kitchens canonical dataset as batch files and as a
 //! live feed.
 //!
-//! The parts, each standing on the one before:
+//! The parts, each standing on the ones before it and never reaching up:
 //! - [`dataset`]: load, validate and index `events.parquet`; generate one.
-//! - [`events`]: the one expansion of an event to its canonical JSON.
-//! - [`clock`]: simulation time and how it maps onto the dataset (loops).
-//! - [`sinks`]: where expanded events go (files that appear whole).
-//! - [`replay`]: the scheduled batch replay with its crash-safe checkpoint.
-//! - [`http`]: the live feed's server (SSE, WebSocket, clock control, map page).
-//! - [`time`]: the one time conversion (Unix seconds, UTC); [`atomic_file`]: files that
-//!   appear whole.
+//! - [`events`]: the one expansion of an event to its canonical JSON; the event filter.
+//! - [`timeline`]: simulation time over the dataset (loops) and stream positions.
+//! - [`replay`]: the scheduled batch replay with its crash-safe checkpoint, and its outputs
+//!   (JSON lines files, Arrow IPC for Spark).
+//! - [`clock`]: the live clock, its durable record (state file or NATS) and its task.
+//! - [`fanout`]: the delivery engine (hub, client queues, framing, writer threads).
+//! - [`http`]: actix handlers only (streams, clock control, the page, the documents).
+//! - Beneath them all: [`time`] (the one time conversion), [`json`] (JSON text writers),
+//!   [`atomic_file`] (files that appear whole), [`checksum`], [`progress`].
 
 pub mod atomic_file;
 pub mod checksum;
 pub mod clock;
 pub mod dataset;
 pub mod events;
+pub mod fanout;
 pub mod http;
+pub mod json;
 pub mod progress;
 pub mod replay;
-pub mod sinks;
 pub mod time;
+pub mod timeline;

@@ -175,6 +175,10 @@ struct ServeArgs {
     /// server's own (other Origin headers get 403).
     #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = check_origin)]
     cors_origin: Vec<String>,
+    /// Close a stream whose client takes no byte for this many seconds (it can come back
+    /// with its last position and get what it missed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_send_timeout)]
+    send_timeout: f64,
 }
 
 /// What shapes the windows of `replay` and of the Spark source (SPEC section 3).
@@ -283,12 +287,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             location_id,
         }) => {
             let ds = Dataset::open(&dataset)?;
-            let filter = caspers_replay::sinks::filter::Filter::parse(location_id.as_deref(), None)
+            let filter = caspers_replay::events::Filter::parse(location_id.as_deref(), None)
                 .map_err(anyhow::Error::msg)?;
-            let timeline = caspers_replay::clock::Timeline::new(&ds, looping);
+            let timeline = caspers_replay::timeline::Timeline::new(&ds, looping);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            caspers_replay::sinks::arrow::write_arrow_stream(
+            caspers_replay::replay::arrow::write_arrow_stream(
                 &ds,
                 &timeline,
                 (from, to),
@@ -399,6 +403,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .map(|t| (t, args.tiles_attribution.clone())),
         cors_origins: CorsOrigins::new(&args.cors_origin).map_err(anyhow::Error::msg)?,
+        send_timeout: std::time::Duration::from_secs_f64(args.send_timeout),
     };
     let events = ds.events.len();
     actix_web::rt::System::new().block_on(async move {
@@ -457,6 +462,15 @@ fn parse_speed(text: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!(
             "'{text}' is not a speed (a number above 0, e.g. 1, 60, 3600)"
+        )),
+    }
+}
+
+fn parse_send_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.1..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{text}' is not a timeout (seconds from 0.1 to 86400, e.g. 30)"
         )),
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
-use caspers_replay::sinks::filter::Filter;
+use caspers_replay::events::Filter;
 use common::live::{LiveServer, TOKEN, expected};
 use common::nats::Nats;
 use serde_json::Value;

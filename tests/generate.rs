@@ -5,8 +5,9 @@ mod common;
 use std::collections::HashMap;
 
 use caspers_replay::dataset::Dataset;
+use caspers_replay::dataset::EventType;
 use caspers_replay::dataset::generate::{GenerateOptions, GenerateSummary, generate};
-use caspers_replay::events::{EventShift, EventType, expand_event};
+use caspers_replay::events::{EventShift, expand_event};
 
 fn generate_into(name: &str, days: u32, seed: u64) -> (std::path::PathBuf, GenerateSummary) {
     let dir = common::scratch_dir(name);

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
-use caspers_replay::sinks::filter::Filter;
+use caspers_replay::events::Filter;
 use common::live::{
     DeflateWs, LiveServer, SseClient, TOKEN, WsClient, pairs, request, ws_connect, ws_error_for,
     ws_events,

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use caspers_replay::sinks::filter::Filter;
+use caspers_replay::events::Filter;
 use common::live::{LiveServer, TOKEN};
 
 #[test]

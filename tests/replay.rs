@@ -9,10 +9,10 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use caspers_replay::clock::Timeline;
 use caspers_replay::dataset::Dataset;
 use caspers_replay::dataset::generate::{GenerateOptions, generate};
 use caspers_replay::events::expand_event;
+use caspers_replay::timeline::Timeline;
 
 const BIN: &str = env!("CARGO_BIN_EXE_caspers-replay");
 

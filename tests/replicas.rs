@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
-use caspers_replay::sinks::filter::Filter;
+use caspers_replay::events::Filter;
 use common::live::{LiveServer, SseClient, TOKEN, expected, pairs, request};
 use common::nats::Nats;
 

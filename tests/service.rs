@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
-use caspers_replay::sinks::filter::Filter;
+use caspers_replay::events::Filter;
 use common::live::{LiveServer, SseClient, expected, pairs, ws_connect, ws_events};
 
 const DAY1: i64 = 1_704_067_200 + 86_400;

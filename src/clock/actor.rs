@@ -1,6 +1,6 @@
 //! The clock task: one tokio task owns the live simulation clock and takes commands over a
-//! channel (set speed, pause, resume, seek). Each tick it hands the hub the events in
-//! [emitted so far, now), so every event the clock passes goes out exactly once and in
+//! channel (set speed, pause, resume, seek). Each tick it hands its [`Emitter`] (the
+//! delivery engine's hub) the window [emitted so far, now), so every event the clock passes goes out exactly once and in
 //! order, whatever the speed changes and pauses. Every change is announced to all clients.
 //!
 //! The clock's state lives in a [`ClockRecord`] kept by a [`Store`]:
@@ -17,9 +17,23 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::shared::{SharedClock, UpdateError};
 use super::state_file::StateFile;
-use super::{ClockRecord, SimClock, Timeline};
-use crate::sinks::hub::Hub;
+use super::{ClockRecord, SimClock};
 use crate::time::{DAY, format_ts, now_unix_f64};
+use crate::timeline::Timeline;
+
+/// Where the clock's windows of simulation time go: the delivery engine's hub. The clock
+/// says what time has passed; what becomes of the events is not its concern.
+pub trait Emitter: Send + Sync {
+    /// The runs of simulation time emitted before this process (by the process it continues,
+    /// or the other replicas), and where this one starts.
+    fn set_history(&self, runs: Vec<(i64, i64)>, cursor: i64);
+    /// A new run of emitted time starts at `sim` (the clock started, or was sought).
+    fn start_run(&self, sim: i64);
+    /// The events of simulation time [a, b) are due.
+    fn emit(&self, a: i64, b: i64);
+    /// Tells every subscriber: a control message of `kind` whose JSON is `json`.
+    fn announce(&self, kind: &str, json: &[u8]);
+}
 
 /// Fastest speed a presenter may set.
 pub const MAX_SPEED: f64 = 1_000_000.0;
@@ -121,7 +135,7 @@ struct ClockTask {
     /// Revision of the newest shared record seen.
     revision: u64,
     timeline: Timeline,
-    hub: Arc<Hub>,
+    hub: Arc<dyn Emitter>,
     /// Every event with simulation time before this has been sent.
     cursor: i64,
     /// The end last asked of the state file for the current run.
@@ -150,7 +164,7 @@ pub struct ClockSetup {
 }
 
 /// Starts the clock task on the current tokio runtime.
-pub fn spawn(hub: Arc<Hub>, timeline: Timeline, setup: ClockSetup) -> ClockHandle {
+pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> ClockHandle {
     let ClockSetup {
         mut record,
         revision,
@@ -300,7 +314,7 @@ impl ClockTask {
 
     fn emit_to(&mut self, target: i64) {
         if target > self.cursor {
-            self.hub.broadcast_window(self.cursor, target);
+            self.hub.emit(self.cursor, target);
             if let Some(p) = &self.publisher {
                 let _ = p.send((self.cursor, target));
             }
@@ -448,8 +462,7 @@ impl ClockTask {
     fn publish(&mut self, now: f64, reason: &str) -> ClockState {
         let state = describe(&self.clock, &self.timeline, self.ended, now);
         self.state.send_replace(state.clone());
-        self.hub
-            .broadcast_control("clock", state.message(reason).as_bytes());
+        self.hub.announce("clock", state.message(reason).as_bytes());
         state
     }
 }

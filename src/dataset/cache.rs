@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 
 use bytemuck::Pod;
 
+use super::EventType;
 use super::index::{EventIndex, NO_TEXT, TextRef};
 use crate::atomic_file::AtomicFile;
 use crate::checksum::{HashingReader, HashingWriter};
-use crate::events::EventType;
 
 /// Folder of the dataset directory that holds cache files.
 pub const CACHE_DIR: &str = ".caspers-cache";

@@ -18,8 +18,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
+use super::EventType;
 use super::{EVENTS_FILE, LOCATIONS_FILE};
-use crate::events::EventType;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Poisson, StandardNormal};
 use rand_xoshiro::Xoshiro256StarStar;

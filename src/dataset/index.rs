@@ -6,8 +6,8 @@
 
 use std::ops::Range;
 
-use crate::events::EventType;
-use crate::events::json::{push_escaped, push_minified_escaped};
+use super::EventType;
+use crate::json::{push_escaped, push_minified_escaped};
 
 /// Marks an event with no text (`text` column).
 pub(super) const NO_TEXT: u32 = u32::MAX;

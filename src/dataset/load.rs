@@ -8,9 +8,9 @@ use std::path::Path;
 use arrow_array::{Array, StringArray};
 use serde::de::IgnoredAny;
 
+use super::EventType;
 use super::columns::{Batch, ColumnSpec, Kind, read_columns};
 use super::{DatasetError, EventIndex, IndexBuilder, RawEvent};
-use crate::events::EventType;
 
 const fn col(name: &'static str, kind: Kind, required: bool) -> ColumnSpec {
     ColumnSpec {

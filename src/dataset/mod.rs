@@ -4,6 +4,7 @@
 pub mod cache;
 mod columns;
 mod error;
+mod event_type;
 pub mod generate;
 mod index;
 mod kitchens;
@@ -12,6 +13,7 @@ mod load;
 use std::path::{Path, PathBuf};
 
 pub use error::DatasetError;
+pub use event_type::EventType;
 pub use index::{EventIndex, IndexBuilder, RawEvent};
 pub use kitchens::{Kitchen, builtin_kitchens, read_kitchens};
 pub use load::read_events;
@@ -124,7 +126,7 @@ impl Dataset {
         let ix = &self.events;
         let last_order = (0..ix.len())
             .rev()
-            .find(|&p| ix.event_type(p) == crate::events::EventType::OrderCreated)
+            .find(|&p| ix.event_type(p) == crate::dataset::EventType::OrderCreated)
             .map_or(self.end() - 1, |p| ix.ts(p));
         ((last_order - self.day_zero()) / crate::time::DAY + 1).max(1)
     }

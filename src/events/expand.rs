@@ -5,9 +5,10 @@
 //! body embeds was escaped once at load time, numbers go through `itoa`/`ryu`, and no
 //! `serde_json::Value` is built per event.
 
-use super::json::{push_f32, push_int};
-use super::{EVENT_ID_LEN, EventType, write_event_id};
+use super::{EVENT_ID_LEN, write_event_id};
 use crate::dataset::EventIndex;
+use crate::dataset::EventType;
+use crate::json::{push_f32, push_int};
 use crate::time::{TS_LEN, write_ts};
 
 /// Where an event lands in a replay: loop `loop_index` (0 for the first pass; k > 0 suffixes

@@ -218,6 +218,12 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         &[("", load(&m.clients_shed) as f64)],
     );
     metric(
+        "caspers_clients_timed_out_total",
+        "counter",
+        "Streams closed because their client took no byte for --send-timeout.",
+        &[("", load(&m.clients_timed_out) as f64)],
+    );
+    metric(
         "caspers_queued_bytes",
         "gauge",
         "Bytes of event chunks held for subscribers (a chunk shared by many counted once).",

@@ -5,7 +5,6 @@ mod control;
 mod cors;
 mod params;
 mod stream;
-mod writers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,10 +16,12 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use crate::clock::actor::{self, ClockHandle, ClockSetup, Store};
 use crate::clock::shared::{self, SharedClock};
 use crate::clock::state_file::StateFile;
-use crate::clock::{ClockRecord, SimClock, Timeline};
+use crate::clock::{ClockRecord, SimClock};
 use crate::dataset::Dataset;
-use crate::sinks::hub::Hub;
-use crate::sinks::nats::Publisher;
+use crate::fanout::hub::Hub;
+use crate::fanout::jetstream::Publisher;
+use crate::fanout::writers::Writers;
+use crate::timeline::Timeline;
 pub use cors::{CorsOrigins, check_origin};
 
 /// How to serve.
@@ -57,6 +58,8 @@ pub struct ServeOptions {
     /// Other origins whose pages may change the clock (and, when given, the only ones
     /// that may open a WebSocket).
     pub cors_origins: CorsOrigins,
+    /// A stream whose client takes no byte for this long is closed.
+    pub send_timeout: Duration,
 }
 
 /// How the clock was set up, for the start-up message.
@@ -79,7 +82,7 @@ pub(crate) struct AppState {
     pub ws_deflate: bool,
     pub cors: CorsOrigins,
     /// The threads that write the streams.
-    pub writers: writers::Writers,
+    pub writers: Writers,
     pub max_clients: usize,
     pub clients: AtomicUsize,
     pub rejected: AtomicU64,
@@ -170,7 +173,7 @@ impl Server {
             _ => None,
         };
         let clock = actor::spawn(
-            Arc::clone(&hub),
+            Arc::clone(&hub) as Arc<dyn actor::Emitter>,
             timeline,
             ClockSetup {
                 record,
@@ -188,7 +191,8 @@ impl Server {
             tiles: opts.tiles.clone(),
             ws_deflate: opts.ws_deflate,
             cors: opts.cors_origins.clone(),
-            writers: writers::Writers::start(opts.workers.max(1)),
+            writers: Writers::start(opts.workers.max(1), opts.send_timeout)
+                .map_err(|e| format!("cannot start the stream writers: {e}"))?,
             max_clients: opts.max_clients,
             clients: AtomicUsize::new(0),
             rejected: AtomicU64::new(0),

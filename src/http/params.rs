@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use actix_web::HttpResponse;
 
-use crate::sinks::filter::Filter;
+use crate::events::Filter;
 
 /// A 400 with a JSON error message.
 pub fn bad_request(message: &str) -> HttpResponse {
@@ -23,7 +23,7 @@ const KNOWN: [&str; 4] = ["location_id", "event_type", "snapshot", "from"];
 
 pub fn stream_params(
     query: &HashMap<String, String>,
-    hub: &crate::sinks::hub::Hub,
+    hub: &crate::fanout::hub::Hub,
 ) -> Result<StreamParams, String> {
     if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!(

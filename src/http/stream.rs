@@ -14,10 +14,10 @@ use serde::Deserialize;
 use super::AppState;
 use super::cors::STREAM_HEADER;
 use super::params::{bad_request, stream_params};
-use super::writers::{ReleaseOnDrop, close_frame};
-use crate::sinks::filter::Filter;
-use crate::sinks::hub::{Start, Transport};
-use crate::sinks::websocket::{self, Message, MessageReader, WsOpcode};
+use crate::events::Filter;
+use crate::fanout::hub::{Start, Transport};
+use crate::fanout::websocket::{self, Message, MessageReader, WsOpcode, close_frame};
+use crate::fanout::writers::ReleaseOnDrop;
 
 /// The connection's socket (set when it is accepted).
 #[derive(Clone, Copy)]
@@ -92,13 +92,9 @@ pub async fn sse(
     ));
     let mut first = b"retry: 3000\n\n".to_vec();
     first.extend_from_slice(&clock_message(&state, Transport::Sse, from.as_deref()));
-    let conn = match state
+    let conn = state
         .writers
-        .adopt(socket, &state.hub, sub, (head, first.into()), from)
-    {
-        Ok(conn) => conn,
-        Err(_) => return not_a_stream(),
-    };
+        .adopt(socket.0, &state.hub, sub, (head, first.into()), from);
     let _guard = ReleaseOnDrop(Arc::clone(&conn));
     // The writer thread ends the stream: closed by the server, or the client left (it
     // checks an idle socket for its peer's close, so the place is freed within a second).
@@ -229,16 +225,13 @@ pub async fn websocket(
     }
     head.extend_from_slice(b"\r\n\r\n");
     let first = clock_message(&state, transport, params.from.as_deref());
-    let conn = match state.writers.adopt(
-        socket,
+    let conn = state.writers.adopt(
+        socket.0,
         &state.hub,
         sub,
         (head.into(), first),
         params.from.clone(),
-    ) {
-        Ok(conn) => conn,
-        Err(_) => return not_a_stream(),
-    };
+    );
     let _guard = ReleaseOnDrop(Arc::clone(&conn));
 
     use futures_util::StreamExt;

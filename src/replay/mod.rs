@@ -6,7 +6,9 @@
 //! speed. Windows are half-open and chained through the checkpoint, so they tile simulation
 //! time with no gap and no overlap whatever the schedule.
 
+pub mod arrow;
 pub mod checkpoint;
+pub mod files;
 pub mod spark;
 
 use std::path::{Path, PathBuf};
@@ -14,10 +16,10 @@ use std::path::{Path, PathBuf};
 use checkpoint::{Checkpoint, DatasetIdentity, FORMAT, Pending};
 
 use crate::atomic_file::{AtomicFile, remove_stale_temps};
-use crate::clock::Timeline;
 use crate::dataset::{Dataset, DatasetError};
-use crate::sinks::files::write_json_lines;
+use crate::replay::files::write_json_lines;
 use crate::time::{DAY, format_rfc3339, seconds_of_day};
+use crate::timeline::Timeline;
 
 /// What a run is asked to do.
 #[derive(Clone, Debug)]

@@ -5,9 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{plan_window, shift_to_today_seconds};
-use crate::clock::Timeline;
 use crate::dataset::Dataset;
 use crate::time::format_rfc3339;
+use crate::timeline::Timeline;
 
 /// Where a stream stands: everything before `simulation_seconds` has been planned.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

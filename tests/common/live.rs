@@ -7,10 +7,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use caspers_replay::clock::{Position, Timeline};
 use caspers_replay::dataset::Dataset;
+use caspers_replay::events::Filter;
 use caspers_replay::events::expand_event;
-use caspers_replay::sinks::filter::Filter;
+use caspers_replay::timeline::{Position, Timeline};
 
 pub const TOKEN: &str = "test-presenter-token";
 

@@ -9,10 +9,9 @@ use arrow_array::RecordBatch;
 use arrow_array::builder::{Int32Builder, StringBuilder};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::filter::Filter;
-use crate::clock::Timeline;
 use crate::dataset::Dataset;
-use crate::events::{EventFields, write_body_text};
+use crate::events::{EventFields, Filter, write_body_text};
+use crate::timeline::Timeline;
 
 /// Rows per record batch: large enough that Spark's per-batch cost vanishes, small enough
 /// that the reader starts on the first batch at once.

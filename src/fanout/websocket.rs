@@ -303,6 +303,17 @@ fn inflate(inflater: &mut Decompress, data: &[u8], limit: usize) -> Result<Vec<u
     }
 }
 
+/// A close frame: the status code, then the reason (cut to fit a control frame's 125 bytes).
+pub fn close_frame(code: u16, reason: &str) -> bytes::Bytes {
+    let mut payload = code.to_be_bytes().to_vec();
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    frame(WsOpcode::Close, &payload).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

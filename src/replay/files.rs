@@ -7,9 +7,9 @@
 use std::io::{self, Write};
 use std::sync::mpsc::sync_channel;
 
-use crate::clock::Timeline;
 use crate::dataset::Dataset;
 use crate::events::expand_event;
+use crate::timeline::Timeline;
 
 const CHUNK: usize = 1 << 20;
 

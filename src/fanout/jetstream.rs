@@ -12,9 +12,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use tokio::sync::mpsc;
 
-use crate::clock::Timeline;
 use crate::dataset::Dataset;
 use crate::events::{EVENT_ID_LEN, expand_event};
+use crate::timeline::Timeline;
 
 /// The stream that stores a prefix's events.
 pub fn stream_name(prefix: &str) -> String {

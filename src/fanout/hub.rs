@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::filter::Filter;
 use super::queue::{ClientQueue, EventChunk};
 use super::websocket;
-use crate::clock::{Position, PositionError, Timeline};
+use crate::clock::actor::Emitter;
 use crate::dataset::Dataset;
-use crate::events::{EventShift, EventType, expand_event};
+use crate::dataset::EventType;
+use crate::events::{EventShift, Filter, expand_event};
+use crate::timeline::{Position, PositionError, Timeline};
 
 /// How a subscriber's events are framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +72,8 @@ pub struct HubMetrics {
     pub clients_dropped: AtomicU64,
     /// Subscribers shed because all queues together passed the budget.
     pub clients_shed: AtomicU64,
+    /// Streams closed because their client took no byte for the send timeout.
+    pub clients_timed_out: AtomicU64,
     pub ticks: AtomicU64,
     /// Time spent expanding, framing and fanning out ticks: total and longest, in µs.
     pub tick_micros_total: AtomicU64,
@@ -502,9 +505,9 @@ impl Hub {
             .sort_by_key(|&(pos, s)| (ds.events.ts(pos) + s.seconds, ds.events.sequence(pos), pos));
         let mut json = Vec::with_capacity(256 * picked.len() + 64);
         json.extend_from_slice(b"{\"type\":\"snapshot\",\"sim_time\":");
-        crate::events::json::push_int(&mut json, sim);
+        crate::json::push_int(&mut json, sim);
         json.extend_from_slice(b",\"orders\":");
-        crate::events::json::push_int(
+        crate::json::push_int(
             &mut json,
             orders.values().filter(|o| o[0].is_some()).count(),
         );
@@ -517,6 +520,24 @@ impl Hub {
         }
         json.extend_from_slice(b"]}");
         transport.control("snapshot", &json)
+    }
+}
+
+impl Emitter for Hub {
+    fn set_history(&self, runs: Vec<(i64, i64)>, cursor: i64) {
+        Hub::set_history(self, runs, cursor);
+    }
+
+    fn start_run(&self, sim: i64) {
+        Hub::start_run(self, sim);
+    }
+
+    fn emit(&self, a: i64, b: i64) {
+        self.broadcast_window(a, b);
+    }
+
+    fn announce(&self, kind: &str, json: &[u8]) {
+        self.broadcast_control(kind, json);
     }
 }
 
@@ -587,7 +608,7 @@ impl FramedTick {
             .map_or(0, |d| d.as_millis() as u64);
         let mut sse = Vec::with_capacity(events.len() * 400 + 32);
         sse.extend_from_slice(b": emitted ");
-        crate::events::json::push_int(&mut sse, emitted_ms);
+        crate::json::push_int(&mut sse, emitted_ms);
         sse.push(b'\n');
         let frames_start = sse.len();
         let mut positions = Vec::with_capacity(events.len() * 20);
@@ -656,7 +677,7 @@ impl FramedTick {
             Transport::WebSocket | Transport::WebSocketDeflate => {
                 let mut out = Vec::with_capacity(picked.len() * 400);
                 out.extend_from_slice(b"{\"type\":\"events\",\"emitted_at\":");
-                crate::events::json::push_int(&mut out, self.emitted_ms);
+                crate::json::push_int(&mut out, self.emitted_ms);
                 out.extend_from_slice(b",\"events\":[");
                 for (k, &i) in picked.iter().enumerate() {
                     if k > 0 {

@@ -1,6 +1,6 @@
 //! The one subscriber filter: a set of location_ids and a set of event types (empty: all).
 
-use crate::events::EventType;
+use crate::dataset::EventType;
 
 /// Which events a subscriber wants. Small and hashable, so subscribers with the same filter
 /// share one framed chunk per tick.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::clock::Position;
+use crate::timeline::Position;
 
 /// Events framed for a transport; one chunk is shared by every member of a group.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,11 +61,15 @@ struct State {
     hold: bool,
 }
 
+/// What a push calls to tell the queue's writer there is more to send: it marks the
+/// stream ready and wakes the writer's poll at most once per batch of pushes.
+pub type Wake = Box<dyn Fn() + Send + Sync>;
+
 /// One subscriber's queue.
 pub struct ClientQueue {
     state: Mutex<State>,
-    /// The writer thread that drains this queue, woken by every push.
-    waker: std::sync::OnceLock<std::thread::Thread>,
+    /// Tells the writer that drains this queue that there is more (see [`Wake`]).
+    waker: std::sync::OnceLock<Wake>,
     limit: usize,
     /// Events handed to the writer (for metrics and tests).
     pub delivered: AtomicU64,
@@ -81,15 +85,16 @@ impl ClientQueue {
         }
     }
 
-    /// Wakes `thread` on every push from now on (a writer thread that serves many queues).
-    pub fn wake_on_push(&self, thread: std::thread::Thread) {
-        let _ = self.waker.set(thread);
+    /// Calls `wake` on every push from now on (the writer that serves this queue among
+    /// many), and once now.
+    pub fn wake_on_push(&self, wake: Wake) {
+        let _ = self.waker.set(wake);
         self.wake();
     }
 
     fn wake(&self) {
-        if let Some(thread) = self.waker.get() {
-            thread.unpark();
+        if let Some(wake) = self.waker.get() {
+            wake();
         }
     }
 
@@ -287,7 +292,8 @@ mod tests {
                 std::thread::park();
             }
         });
-        q.wake_on_push(writer.thread().clone());
+        let thread = writer.thread().clone();
+        q.wake_on_push(Box::new(move || thread.unpark()));
         q.push_control(Bytes::from_static(b"later"));
         assert_eq!(
             writer.join().unwrap(),

@@ -1,0 +1,577 @@
+//! Writer threads that own the stream sockets once a stream starts, on the kernel's
+//! readiness (epoll through mio), not on timers.
+//!
+//! A stream's handler writes nothing through actix: it hands the socket, the response head
+//! and the subscription to one of these threads (one per core) and waits for the stream to
+//! end. Each thread waits on its own `mio::Poll`: a queue's push marks its stream ready and
+//! wakes the poll (once per batch of pushes, through a `mio::Waker`), and the thread writes
+//! what the queue holds with one `writev`, the shared chunks straight from the queue (no
+//! copy into a per-connection buffer, no task per connection). A socket that is full costs
+//! nothing until the kernel says it can take more (edge-triggered writability); an SSE
+//! client that leaves is noticed from its socket's read-closed event. Only a once-a-second
+//! sweep remains, for keep-alives and the send timeout.
+//!
+//! Why: at 10,000 subscribers, actix's per-connection streaming bodies had a p99 delay of
+//! 0.5 s where writer threads had about 0.2 s; the earlier writer threads retried every
+//! full socket every 2 ms and peeked every idle SSE socket every 250 ms, so 1,000 clients
+//! that never read kept 0.38 cores busy with nothing to send (docs in README "Benchmarks").
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{IoSlice, Write};
+use std::mem::ManuallyDrop;
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::hub::{Hub, Start, Subscription, Transport};
+use super::queue::Outgoing;
+use super::websocket::{self, WsOpcode, close_frame};
+use crate::events::Filter;
+use crate::timeline::Position;
+
+/// A comment (SSE) or ping (WebSocket) this often keeps proxies from closing idle streams.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How often the keep-alives and send timeouts are looked at.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// At most this much is gathered for one `writev`.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// The poll's token for its waker; streams count from 1.
+const WAKE: Token = Token(0);
+
+/// What a writer thread shares with the handlers and the queues it serves.
+struct Shared {
+    waker: Waker,
+    /// Streams handed over, not yet registered.
+    inbox: Mutex<Vec<Arc<Conn>>>,
+    /// Streams with something new to send (pushes, urgent messages, a release), each at
+    /// most once (`Conn::scheduled`).
+    ready: Mutex<Vec<Arc<Conn>>>,
+    /// Set from the first wake-up until the thread takes the ready list: later pushes of
+    /// the same batch need no second wake-up.
+    woken: AtomicBool,
+    next_token: AtomicUsize,
+}
+
+impl Shared {
+    fn schedule(&self, conn: &Arc<Conn>) {
+        if conn.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.ready
+            .lock()
+            .expect("ready list")
+            .push(Arc::clone(conn));
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            // The poll's eventfd; a failure here would mean the thread is gone.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The writer threads.
+pub struct Writers {
+    threads: Vec<Arc<Shared>>,
+    next: AtomicUsize,
+}
+
+impl Writers {
+    /// Starts `n` writer threads. A socket that takes no byte for `send_timeout` is closed,
+    /// and counted in `hub`'s metrics.
+    pub fn start(n: usize, send_timeout: Duration) -> std::io::Result<Writers> {
+        let threads = (0..n.max(1))
+            .map(|i| {
+                let poll = Poll::new()?;
+                let shared = Arc::new(Shared {
+                    waker: Waker::new(poll.registry(), WAKE)?,
+                    inbox: Mutex::default(),
+                    ready: Mutex::default(),
+                    woken: AtomicBool::new(false),
+                    next_token: AtomicUsize::new(1),
+                });
+                let theirs = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("stream-writer-{i}"))
+                    .spawn(move || run(poll, &theirs, send_timeout))?;
+                Ok(shared)
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Writers {
+            threads,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Hands a stream to a writer thread: the response `head`, then `first` (the stream's
+    /// first message), then what `sub` receives. `from` is where the client resumed from.
+    /// `socket` is the connection's own (non-blocking) socket, which actix owns and closes:
+    /// the caller must not let actix close it before [`Conn::ended`] (see
+    /// [`ReleaseOnDrop`]).
+    pub fn adopt(
+        &self,
+        socket: RawFd,
+        hub: &Arc<Hub>,
+        sub: Subscription,
+        (head, first): (Bytes, Bytes),
+        from: Option<String>,
+    ) -> Arc<Conn> {
+        let shared = &self.threads[self.next.fetch_add(1, Ordering::Relaxed) % self.threads.len()];
+        // Not a duplicate: 10,000 streams would need 20,000 descriptors. Never dropped, so
+        // never closed here.
+        // SAFETY: the descriptor stays open while the handler runs, which outlives its use.
+        let stream = ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(socket) });
+        let conn = Arc::new_cyclic(|me: &Weak<Conn>| Conn {
+            fd: socket,
+            stream,
+            token: Token(shared.next_token.fetch_add(1, Ordering::Relaxed)),
+            transport: sub.transport,
+            hub: Arc::clone(hub),
+            writer: Arc::clone(shared),
+            me: me.clone(),
+            scheduled: AtomicBool::new(false),
+            state: Mutex::new(ConnState {
+                sub,
+                head: Some(head),
+                urgent: VecDeque::from([first]),
+                from,
+                last: None,
+                closing: false,
+                gone: false,
+            }),
+            finished: AtomicBool::new(false),
+            ended: tokio::sync::Notify::new(),
+        });
+        let st = conn.state.lock().expect("conn");
+        st.sub.queue.wake_on_push(conn.waker());
+        drop(st);
+        shared.inbox.lock().expect("inbox").push(Arc::clone(&conn));
+        let _ = shared.waker.wake();
+        conn
+    }
+}
+
+/// One stream, shared by its handler and its writer thread.
+pub struct Conn {
+    fd: RawFd,
+    stream: ManuallyDrop<TcpStream>,
+    token: Token,
+    transport: Transport,
+    hub: Arc<Hub>,
+    writer: Arc<Shared>,
+    me: Weak<Conn>,
+    /// On the writer's ready list.
+    scheduled: AtomicBool,
+    state: Mutex<ConnState>,
+    finished: AtomicBool,
+    ended: tokio::sync::Notify,
+}
+
+struct ConnState {
+    sub: Subscription,
+    /// The response head, written before anything else (outside any chunk).
+    head: Option<Bytes>,
+    /// Sent before anything queued: the head, pongs, acknowledgements, errors, close.
+    urgent: VecDeque<Bytes>,
+    /// Where the client started (`from`), then the last event taken to be sent.
+    from: Option<String>,
+    last: Option<Position>,
+    /// Close once what is taken is written.
+    closing: bool,
+    /// The peer left, or the handler let the stream go: drop now.
+    gone: bool,
+}
+
+impl Conn {
+    /// What the queue calls on a push: this stream is ready.
+    fn waker(&self) -> super::queue::Wake {
+        let me = self.me.clone();
+        Box::new(move || {
+            if let Some(conn) = me.upgrade() {
+                conn.writer.schedule(&conn);
+            }
+        })
+    }
+
+    fn notify(&self) {
+        if let Some(conn) = self.me.upgrade() {
+            self.writer.schedule(&conn);
+        }
+    }
+
+    /// Resolves when the writer thread has let the stream go.
+    pub async fn ended(&self) {
+        loop {
+            let notified = self.ended.notified();
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Lets the stream go and waits until its writer thread no longer touches the socket,
+    /// which actix closes once the handler returns.
+    pub async fn release(&self) {
+        self.abandon();
+        self.ended().await;
+    }
+
+    fn abandon(&self) {
+        self.state.lock().expect("conn").gone = true;
+        self.notify();
+    }
+
+    /// Sends `message` ahead of what is queued.
+    pub fn send_urgent(&self, message: Bytes) {
+        self.state.lock().expect("conn").urgent.push_back(message);
+        self.notify();
+    }
+
+    /// Sends `message` (a close frame), then closes.
+    pub fn close_with(&self, message: Bytes) {
+        let mut st = self.state.lock().expect("conn");
+        st.urgent.push_back(message);
+        st.closing = true;
+        drop(st);
+        self.notify();
+    }
+
+    /// A WebSocket client's new filter: it continues from the last event taken for this
+    /// client, so nothing is lost or repeated; `ack` goes out before the new filter's events.
+    pub fn change_filter(&self, filter: Filter, snapshot: bool, ack: Bytes) {
+        let mut st = self.state.lock().expect("conn");
+        let after = st
+            .last
+            .map(|p| p.to_text(&self.hub.tag))
+            .or(st.from.clone());
+        let start = match &after {
+            Some(p) => Start::After(p),
+            None => Start::Live,
+        };
+        let sub = self.hub.subscribe(filter, self.transport, start, snapshot);
+        sub.queue.wake_on_push(self.waker());
+        st.sub = sub;
+        st.urgent.push_back(ack);
+        drop(st);
+        self.notify();
+    }
+
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.ended.notify_waiters();
+    }
+
+    /// Adds the next bytes to write, framed, to `out`: `Ok(false)` when there is nothing,
+    /// `Err` to drop the stream.
+    fn gather(&self, out: &mut VecDeque<Bytes>) -> Result<bool, ()> {
+        let mut st = self.state.lock().expect("conn");
+        if st.gone {
+            return Err(());
+        }
+        if let Some(head) = st.head.take() {
+            out.push_back(head);
+        }
+        let mut batch: Vec<Bytes> = st.urgent.drain(..).collect();
+        let mut size: usize = batch.iter().map(Bytes::len).sum();
+        while !st.closing && size < BATCH_BYTES {
+            let bytes = match st.sub.queue.try_next() {
+                None => break,
+                Some(Outgoing::Events(chunk)) => {
+                    st.last = chunk.last.or(st.last);
+                    chunk.bytes
+                }
+                Some(Outgoing::Control(bytes)) => bytes,
+                Some(Outgoing::Lagged(missed)) => lagged_message(&self.hub, self.transport, missed),
+                Some(Outgoing::Close(reason)) => {
+                    st.closing = true;
+                    close_message(self.transport, &reason)
+                }
+            };
+            size += bytes.len();
+            batch.push(bytes);
+        }
+        let closing = st.closing;
+        drop(st);
+        if batch.is_empty() && out.is_empty() {
+            return if closing { Err(()) } else { Ok(false) };
+        }
+        match self.transport {
+            // One HTTP chunk around the batch (the response is chunked).
+            Transport::Sse => {
+                if size > 0 {
+                    out.push_back(Bytes::from(format!("{size:x}\r\n")));
+                    out.extend(batch);
+                    out.push_back(Bytes::from_static(b"\r\n"));
+                }
+                if closing {
+                    out.push_back(Bytes::from_static(b"0\r\n\r\n"));
+                }
+            }
+            Transport::WebSocket | Transport::WebSocketDeflate => out.extend(batch),
+        }
+        Ok(true)
+    }
+
+    fn keep_alive(&self) -> Bytes {
+        match self.transport {
+            Transport::Sse => Bytes::from_static(b": keep-alive\n\n"),
+            _ => websocket::frame(WsOpcode::Ping, b"").into(),
+        }
+    }
+}
+
+/// The `lagged` notice for a client that was skipped ahead.
+fn lagged_message(hub: &Hub, transport: Transport, missed: u64) -> Bytes {
+    hub.metrics.clients_lagged.fetch_add(1, Ordering::Relaxed);
+    let json = serde_json::json!({
+        "type": "lagged",
+        "missed": missed,
+        "message": "you were too slow for the stream: events were dropped and you were skipped ahead",
+    });
+    transport.control("lagged", json.to_string().as_bytes())
+}
+
+/// The last message of a stream the server closes.
+fn close_message(transport: Transport, reason: &str) -> Bytes {
+    match transport {
+        Transport::Sse => {
+            let json = serde_json::json!({"type": "close", "reason": reason});
+            Transport::Sse.control("close", json.to_string().as_bytes())
+        }
+        _ => close_frame(1001, reason),
+    }
+}
+
+/// A handler dropped before its stream ended (actix cancels it when the connection
+/// fails): the writer lets the socket go before actix closes it.
+pub struct ReleaseOnDrop(pub Arc<Conn>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        if self.0.finished.load(Ordering::Acquire) {
+            return;
+        }
+        self.0.abandon();
+        // The writer takes its ready list at once.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.0.finished.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// A stream as its writer thread holds it.
+struct Active {
+    conn: Arc<Conn>,
+    pending: VecDeque<Bytes>,
+    /// The front of `pending` was partly written (the stream is mid-frame).
+    partial: bool,
+    /// The socket said it was full and has not taken a byte since.
+    blocked: bool,
+    /// When the socket last took a byte (or the stream started).
+    last_progress: Instant,
+}
+
+enum Pumped {
+    /// Everything is written; more comes with the next push.
+    Idle,
+    /// The socket is full: its next writable event resumes it.
+    Blocked,
+    Done,
+}
+
+impl Active {
+    /// Writes until there is nothing more or the socket is full. A full socket is not
+    /// tried again before its writable event clears `blocked`.
+    fn pump(&mut self) -> Pumped {
+        if self.conn.state.lock().expect("conn").gone {
+            return Pumped::Done;
+        }
+        if self.blocked {
+            return Pumped::Blocked;
+        }
+        loop {
+            if self.pending.is_empty() {
+                match self.conn.gather(&mut self.pending) {
+                    Err(()) => return Pumped::Done,
+                    Ok(false) => return Pumped::Idle,
+                    Ok(true) => {}
+                }
+            }
+            let slices: Vec<IoSlice<'_>> = self
+                .pending
+                .iter()
+                .take(64)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            match (&*self.conn.stream).write_vectored(&slices) {
+                Ok(0) => return Pumped::Done,
+                Ok(mut n) => {
+                    self.last_progress = Instant::now();
+                    self.blocked = false;
+                    while n > 0 {
+                        let front = self.pending.front_mut().expect("written from it");
+                        if n >= front.len() {
+                            n -= front.len();
+                            self.pending.pop_front();
+                            self.partial = false;
+                        } else {
+                            let rest = front.slice(n..);
+                            *front = rest;
+                            self.partial = true;
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    return Pumped::Blocked;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Pumped::Done,
+            }
+            if self.pending.is_empty() && self.conn.state.lock().expect("conn").closing {
+                // Written to the end: close, so actix cannot write after it either.
+                let _ = self.conn.stream.shutdown(Shutdown::Both);
+                return Pumped::Done;
+            }
+        }
+    }
+
+    /// Closes a stream whose client took nothing for the send timeout. A WebSocket gets a
+    /// close frame (1008) when it is between frames and its socket has room for it.
+    fn time_out(&mut self, timeout: Duration) {
+        let conn = &self.conn;
+        conn.hub
+            .metrics
+            .clients_timed_out
+            .fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "closed a {} stream whose client took no byte for {} s (send timeout); it can \
+             come back with its last position",
+            if conn.transport == Transport::Sse {
+                "SSE"
+            } else {
+                "WebSocket"
+            },
+            timeout.as_secs_f64()
+        );
+        if conn.transport != Transport::Sse && !self.partial {
+            let reason = format!("send timeout: nothing read for {} s", timeout.as_secs());
+            let _ = (&*conn.stream).write(&close_frame(1008, &reason));
+        }
+        let _ = conn.stream.shutdown(Shutdown::Both);
+    }
+}
+
+fn run(mut poll: Poll, shared: &Shared, send_timeout: Duration) {
+    let mut events = Events::with_capacity(1024);
+    let mut streams: HashMap<Token, Active> = HashMap::new();
+    let mut touched: Vec<Token> = Vec::new();
+    let mut last_sweep = Instant::now();
+    loop {
+        let wait = SWEEP.saturating_sub(last_sweep.elapsed());
+        if let Err(e) = poll.poll(&mut events, Some(wait)) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                log::error!("a stream writer's poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            continue;
+        }
+        touched.clear();
+        let mut woken = false;
+        for event in &events {
+            if event.token() == WAKE {
+                woken = true;
+            } else if let Some(a) = streams.get_mut(&event.token()) {
+                if event.is_writable() {
+                    a.blocked = false;
+                }
+                // An SSE client sends nothing after its request: its read side closing
+                // means it left. (A WebSocket's handler reads its frames and says so.)
+                if a.conn.transport == Transport::Sse
+                    && (event.is_read_closed() || event.is_error())
+                {
+                    a.conn.state.lock().expect("conn").gone = true;
+                }
+                touched.push(event.token());
+            }
+        }
+        if woken {
+            // Cleared before the lists are taken: a push after this wakes the poll again.
+            shared.woken.store(false, Ordering::Release);
+            for conn in shared.inbox.lock().expect("inbox").drain(..) {
+                let interest = if conn.transport == Transport::Sse {
+                    Interest::WRITABLE | Interest::READABLE
+                } else {
+                    Interest::WRITABLE
+                };
+                let token = conn.token;
+                if let Err(e) = poll
+                    .registry()
+                    .register(&mut SourceFd(&conn.fd), token, interest)
+                {
+                    log::warn!("cannot watch a stream's socket ({e}); closing it");
+                    conn.finish();
+                    continue;
+                }
+                streams.insert(
+                    token,
+                    Active {
+                        conn,
+                        pending: VecDeque::new(),
+                        partial: false,
+                        blocked: false,
+                        last_progress: Instant::now(),
+                    },
+                );
+                touched.push(token);
+            }
+            for conn in shared.ready.lock().expect("ready list").drain(..) {
+                conn.scheduled.store(false, Ordering::Release);
+                touched.push(conn.token);
+            }
+        }
+        if last_sweep.elapsed() >= SWEEP {
+            last_sweep = Instant::now();
+            for (token, a) in &mut streams {
+                if a.blocked && a.last_progress.elapsed() >= send_timeout {
+                    a.time_out(send_timeout);
+                    a.conn.state.lock().expect("conn").gone = true;
+                    touched.push(*token);
+                } else if !a.blocked
+                    && a.pending.is_empty()
+                    && a.last_progress.elapsed() >= KEEP_ALIVE
+                {
+                    a.conn
+                        .state
+                        .lock()
+                        .expect("conn")
+                        .urgent
+                        .push_back(a.conn.keep_alive());
+                    touched.push(*token);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for token in &touched {
+            let Some(a) = streams.get_mut(token) else {
+                continue;
+            };
+            if let Pumped::Done = a.pump() {
+                let a = streams.remove(token).expect("present");
+                let _ = poll.registry().deregister(&mut SourceFd(&a.conn.fd));
+                a.conn.finish();
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Simulation time over the dataset: the timeline of loops (which events fall in a window of
+//! simulation time, shifted for their loop), and where an event sits in a stream (its
+//! position). The batch replay and the live clock both stand on it.
+
+mod position;
+#[allow(clippy::module_inception)]
+mod timeline;
+
+pub use position::{Position, PositionError};
+pub use timeline::{Segment, Timeline};
