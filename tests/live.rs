@@ -718,3 +718,56 @@ fn clients_that_never_read_are_shed_under_the_memory_budget_and_readers_lose_not
     );
     drop(idle);
 }
+
+/// A client that stops reading is closed after `--send-timeout`, counted, and, coming back
+/// with its last position, gets exactly the events it missed.
+#[test]
+fn a_client_that_stops_reading_is_closed_after_the_send_timeout_and_resumes_exactly() {
+    let server = paused_server(&["--send-timeout", "2", "--queue-kib", "65536"]);
+    let start = DAY1 - 86_400;
+    seek(&server, start);
+    let mut stalled = SseClient::connect(server.addr, "/v1/events", None);
+    assert_eq!(stalled.next().unwrap().event.as_deref(), Some("clock"));
+    // A small receive buffer: the server's writes block soon after the client stops.
+    let small: libc::c_int = 4096;
+    // SAFETY: setsockopt on the client's own socket with a c_int option value.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&stalled.stream),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    server.control(r#"{"speed": 43200, "paused": false}"#);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while metric(&server, "caspers_clients_timed_out_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled client was never timed out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let end = sim_end(&server.control(r#"{"paused": true}"#));
+    assert_eq!(server.get("/healthz").0, 200);
+    // What reached the client before the close, to the end of the stream.
+    let mut got = pairs(&stalled.events(usize::MAX, Duration::from_secs(10)));
+    let want = expected(start, end, Filter::default());
+    assert!(
+        !got.is_empty() && got.len() < want.len(),
+        "the client was closed mid-stream ({} of {})",
+        got.len(),
+        want.len()
+    );
+    let last = got.last().unwrap().0.clone();
+    let mut back = SseClient::connect(server.addr, "/v1/events", Some(&last));
+    got.extend(pairs(
+        &back.events(want.len() - got.len(), Duration::from_secs(10)),
+    ));
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got == want,
+        "every event once, in order, across the timeout"
+    );
+}
