@@ -12,8 +12,12 @@
 //! `cargo bench --bench load -- --subscribers 1000 --speed 3600 --seconds 10 [--filtered]
 //! [--replicas 2] [--at "2024-02-02 17:30:00"] [--pin] [--deflate] [--floor]` (replicas
 //! share one clock through a `nats-server -js` the bench starts; `--floor` measures the
-//! same against a minimal fan-out server, to show what the machine allows).
-//! All traffic stays on 127.0.0.1 and every run stops by itself.
+//! same against a minimal fan-out server on epoll, to show what the machine allows).
+//! `--compare [--rounds 3]` runs ours and the floor alternately and prints each side's
+//! median round and the ratios; `--stalled 1000 [--send-timeout 8]` measures clients that
+//! never read. After the clock stops, a run waits until the server's queues are empty, so
+//! a late event is not counted lost; every loss is either announced by a lag notice or
+//! fails the bench. All traffic stays on 127.0.0.1 and every run stops by itself.
 
 mod common;
 
@@ -29,6 +33,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const TOKEN: &str = "load-test-token";
+
+/// Set by a run that lost events without telling its clients: the bench then fails.
+static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -66,6 +73,8 @@ struct Stats {
     /// The same, per transport: [SSE, WebSocket].
     by_transport: [Histogram; 2],
     lagged: AtomicU64,
+    /// Events the lag notices said were skipped (announced losses).
+    missed: AtomicU64,
     errors: AtomicU64,
     /// Bytes read from the sockets (HTTP chunking and WebSocket framing included).
     bytes: AtomicU64,
@@ -84,6 +93,7 @@ impl Stats {
             delays: Histogram::new(),
             by_transport: [Histogram::new(), Histogram::new()],
             lagged: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             ws_bytes: AtomicU64::new(0),
@@ -185,6 +195,23 @@ fn start_server(
         Some(c) => common::start_server_pinned(dataset, &args, c),
         None => common::start_server(dataset, &args),
     }
+}
+
+async fn get_metrics(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut metrics = String::new();
+    s.read_to_string(&mut metrics).await.unwrap();
+    metrics
+}
+
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 async fn control(addr: SocketAddr, body: &str) -> serde_json::Value {
@@ -292,6 +319,8 @@ struct Tally<'a> {
     stats: &'a Stats,
     /// 0 SSE, 1 WebSocket.
     transport: usize,
+    /// The last event name was `lagged`: its data line says how many were skipped.
+    lag_data_next: bool,
 }
 
 impl<'a> Tally<'a> {
@@ -302,6 +331,7 @@ impl<'a> Tally<'a> {
             received,
             stats,
             transport,
+            lag_data_next: false,
         }
     }
 
@@ -378,7 +408,21 @@ fn sse_line(line: &[u8], tally: &mut Tally, at: u64) {
         tally.events += 1;
     } else if line == b"event: lagged" {
         tally.stats.lagged.fetch_add(1, Ordering::Relaxed);
+        tally.lag_data_next = true;
+    } else if tally.lag_data_next && line.starts_with(b"data: ") {
+        tally.lag_data_next = false;
+        let missed = missed_in(&String::from_utf8_lossy(line));
+        tally.stats.missed.fetch_add(missed, Ordering::Relaxed);
     }
+}
+
+/// The `missed` count of a lag notice's JSON.
+fn missed_in(text: &str) -> u64 {
+    text.split("\"missed\":")
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// A WebSocket subscriber, offering permessage-deflate when `deflate` (as browsers do).
@@ -452,6 +496,7 @@ async fn ws_client(
                 stats.ws_events.fetch_add(n, Ordering::Relaxed);
             } else if text.contains("\"type\":\"lagged\"") {
                 stats.lagged.fetch_add(1, Ordering::Relaxed);
+                stats.missed.fetch_add(missed_in(&text), Ordering::Relaxed);
             }
         }
         let n = match s.read(&mut buf).await {
@@ -503,6 +548,7 @@ struct ReplicaReport {
     ws_p50: u64,
     ws_p99: u64,
     lagged: u64,
+    missed: u64,
     errors: u64,
     bytes: u64,
     ws_bytes: u64,
@@ -520,6 +566,7 @@ fn report(stats: &Stats, groups: Vec<(u8, u64, u64)>) -> ReplicaReport {
         ws_p50: stats.by_transport[1].quantile(0.5),
         ws_p99: stats.by_transport[1].quantile(0.99),
         lagged: stats.lagged.load(Ordering::Relaxed),
+        missed: stats.missed.load(Ordering::Relaxed),
         errors: stats.errors.load(Ordering::Relaxed),
         bytes: stats.bytes.load(Ordering::Relaxed),
         ws_bytes: stats.ws_bytes.load(Ordering::Relaxed),
@@ -656,7 +703,7 @@ fn generator(
     rt.shutdown_timeout(Duration::from_millis(100));
 }
 
-fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
+fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
     use std::io::{BufRead, Write};
     let nats = (sc.replicas > 1).then(start_nats);
     let url = nats.as_ref().map(|n| n.1.clone());
@@ -727,6 +774,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     };
     let server_cpu0: f64 = pids.iter().map(|&p| cpu_seconds(p)).sum();
     let gen_cpu0 = cpu_seconds(gen_pid);
+    let t_measure = Instant::now();
     let (start, end, wall, metrics) = rt.block_on(async {
         let started = control(
             addr,
@@ -737,14 +785,23 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         tokio::time::sleep(Duration::from_secs(sc.seconds)).await;
         let stopped = control(addr, "{\"paused\": true}").await;
         let wall = t.elapsed().as_secs_f64();
-        // Let the last ticks drain.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut metrics = String::new();
-        s.read_to_string(&mut metrics).await.unwrap();
+        // Let what is queued drain (a late event is not a lost one): until every server's
+        // queues are empty (60 s at most), then a second for the sockets.
+        let drain = Instant::now();
+        // (Clients that never read keep their queues: those are not waited for.)
+        let limit = if sc.never_read > 0 { 0 } else { 60 };
+        while drain.elapsed() < Duration::from_secs(limit) {
+            let mut queued = 0.0;
+            for &a in &addrs {
+                queued += metric_value(&get_metrics(a).await, "caspers_queued_bytes ");
+            }
+            if queued == 0.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let metrics = get_metrics(addr).await;
         (
             started["sim_time"].as_f64().unwrap(),
             stopped["sim_time"].as_f64().unwrap(),
@@ -752,6 +809,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
             metrics,
         )
     });
+    let measured = t_measure.elapsed().as_secs_f64();
     let server_cpu = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - server_cpu0;
     let gen_cpu = cpu_seconds(gen_pid) - gen_cpu0;
     let rss_busy = rss_mb(pids[0]);
@@ -763,12 +821,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         serde_json::from_str(&gen_out.next().unwrap().unwrap()).expect("generator figures");
     let _ = gen_child.wait();
 
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or(f64::NAN)
-    };
+    let value = |name: &str| metric_value(&metrics, name);
     let ticks = value("caspers_ticks_total ");
     let (a, b) = (start.floor() as i64 + 1, end.floor() as i64 + 1);
     let timeline = Timeline::new(ds, false);
@@ -820,8 +873,10 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     );
     let all = &reports;
     let worst = |f: fn(&ReplicaReport) -> u64| all.iter().map(f).max().unwrap_or(0);
+    let lost = expected as i64 - delivered as i64;
+    let announced = all.iter().map(|r| r.missed).sum::<u64>() as i64;
     println!(
-        "  delivered {delivered} = {:.0} events/s; delay p50 {} ms, p99 {} ms (SSE {}/{}, WebSocket {}/{}); lost {} of {expected} ({} lag notices, {} connection errors)",
+        "  delivered {delivered} = {:.0} events/s; delay p50 {} ms, p99 {} ms (SSE {}/{}, WebSocket {}/{}); lost {lost} of {expected}: {announced} announced by {} lag notices, {} unannounced ({} connection errors)",
         delivered as f64 / wall,
         worst(|r| r.p50),
         worst(|r| r.p99),
@@ -829,10 +884,25 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         worst(|r| r.sse_p99),
         worst(|r| r.ws_p50),
         worst(|r| r.ws_p99),
-        expected as i64 - delivered as i64,
         all.iter().map(|r| r.lagged).sum::<u64>(),
+        lost - announced,
         all.iter().map(|r| r.errors).sum::<u64>(),
     );
+    if lost != announced {
+        println!(
+            "  FAILED: {} events lost without a lag notice",
+            lost - announced
+        );
+        FAILED.store(true, Ordering::Relaxed);
+    }
+    let summary = Summary {
+        p50: worst(|r| r.p50),
+        p99: worst(|r| r.p99),
+        events_per_s: delivered as f64 / wall,
+        lost,
+        unannounced: lost - announced,
+        cpu: server_cpu / measured,
+    };
     println!(
         "  on the wire {:.0} bytes per event delivered; connect {connect_s:.1} s; server ticks {ticks:.0}, fan-out {:.1} ms on average, {:.1} ms at most",
         bytes as f64 / delivered.max(1) as f64,
@@ -852,9 +922,9 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
     );
     println!(
         "  CPU over the run (cores): server {:.2} ({:.3} per 1,000 subscribers), load generator {:.2}; server RSS {rss_empty:.0} MB empty, {rss_idle:.0} MB with idle subscribers ({:.1} KB each), {rss_busy:.0} MB after the run, {rss_peak:.0} MB at most",
-        server_cpu / (wall + 2.0),
-        server_cpu / (wall + 2.0) / (sc.subscribers as f64 / 1000.0),
-        gen_cpu / (wall + 2.0),
+        server_cpu / measured,
+        server_cpu / measured / (sc.subscribers as f64 / 1000.0),
+        gen_cpu / measured,
         (rss_idle - rss_empty) * 1024.0 / sc.subscribers as f64,
     );
     if sc.never_read > 0 {
@@ -888,96 +958,122 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) {
         let _ = child.kill();
         let _ = child.wait();
     }
+    summary
 }
 
 /// The floor: a fan-out server reduced to what no server can avoid, to measure what this
-/// machine allows. Two writer threads (one per core) each own half of the sockets; every
-/// tick each builds one SSE chunk and one WebSocket message (the emission stamp, then as
-/// many events of the real server's size as `per_tick` says for that tick) and writes the
-/// one its client asked for to each of its sockets with one non-blocking `write`,
-/// keeping what a full socket did not take for a retry every 2 ms. No task, no wake-up,
-/// no copy per connection: the shape of a writer thread serving many sockets.
+/// machine allows. Two writer threads (one per core) each own half of the sockets and wait
+/// on their own epoll (mio), as the real server's writers do. Every tick each builds one
+/// SSE chunk and one WebSocket message (the emission stamp, then as many events of the real
+/// server's size as `per_tick` says for that tick) and writes the one its client asked for
+/// to each of its sockets with one non-blocking `write`; what a full socket did not take
+/// waits for the socket's writable event. No queue, lock, task or copy per connection.
 fn floor_server(per_tick: Vec<usize>, tick: Duration) {
     use std::io::Write;
     raise_fd_limit();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     println!("listening {}", listener.local_addr().unwrap());
     type Inbox = Arc<std::sync::Mutex<Vec<(std::net::TcpStream, bool)>>>;
-    let inboxes: Vec<Inbox> = (0..2).map(|_| Arc::default()).collect();
+    const WAKE: mio::Token = mio::Token(usize::MAX);
     let per_tick = Arc::new(per_tick);
-    for inbox in inboxes.clone() {
+    let mut threads: Vec<(Inbox, Arc<mio::Waker>)> = Vec::new();
+    for _ in 0..2 {
+        let inbox: Inbox = Arc::default();
+        let mut poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
+        threads.push((Arc::clone(&inbox), waker));
         let per_tick = Arc::clone(&per_tick);
         std::thread::spawn(move || {
             let mut ticks = 0usize;
             const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
             const WS_HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: x\r\n\r\n";
-            let mut sockets: Vec<(std::net::TcpStream, Vec<u8>, bool)> = Vec::new();
+            // (socket, what it has not taken yet, WebSocket); indexed by token.
+            let mut sockets: Vec<Option<(mio::net::TcpStream, Vec<u8>, bool)>> = Vec::new();
+            let mut events = mio::Events::with_capacity(1024);
             let event = format!("id: 00000000-0-0000000\ndata: {}\n\n", "x".repeat(350));
             let ws_event = format!("{{\"x\":\"{}\"}}", "x".repeat(345));
             let mut next_tick = Instant::now();
-            loop {
-                for (s, ws) in inbox.lock().unwrap().drain(..) {
-                    s.set_nodelay(true).unwrap();
-                    s.set_nonblocking(true).unwrap();
-                    sockets.push((s, if ws { WS_HEAD } else { SSE_HEAD }.to_vec(), ws));
+            // Writes `bytes` after what is pending; false when the socket failed.
+            let send = |s: &mut mio::net::TcpStream, pending: &mut Vec<u8>, bytes: &[u8]| {
+                if !pending.is_empty() {
+                    pending.extend_from_slice(bytes);
+                    return true;
                 }
-                let chunks = if Instant::now() >= next_tick {
-                    next_tick += tick;
-                    // The real server's events for this tick (the same instant and speed),
-                    // then the last count again.
-                    let events = per_tick[ticks.min(per_tick.len() - 1)];
-                    ticks += 1;
-                    let emitted = now_ms();
-                    let mut body = format!(": emitted {emitted}\n").into_bytes();
-                    for _ in 0..events {
-                        body.extend_from_slice(event.as_bytes());
+                match s.write(bytes) {
+                    Ok(n) => pending.extend_from_slice(&bytes[n..]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        pending.extend_from_slice(bytes)
                     }
-                    let mut chunk = format!("{:x}\r\n", body.len()).into_bytes();
-                    chunk.extend_from_slice(&body);
-                    chunk.extend_from_slice(b"\r\n");
-                    let events_json = vec![ws_event.as_str(); events].join(",");
-                    let positions = vec!["\"p\""; events].join(",");
-                    let message = format!(
-                        "{{\"type\":\"events\",\"emitted_at\":{emitted},\"events\":[{events_json}],\"positions\":[{positions}]}}"
-                    );
-                    let frame = caspers_replay::fanout::websocket::frame(
-                        caspers_replay::fanout::websocket::WsOpcode::Text,
-                        message.as_bytes(),
-                    );
-                    Some((chunk, frame))
-                } else {
-                    None
-                };
-                sockets.retain_mut(|(s, pending, ws)| {
-                    let chunk = chunks.as_ref().map(|c| if *ws { &c.1 } else { &c.0 });
-                    if let Some(chunk) = chunk {
-                        if pending.is_empty() {
-                            match s.write(chunk) {
-                                Ok(n) => pending.extend_from_slice(&chunk[n..]),
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    pending.extend_from_slice(chunk)
+                    Err(_) => return false,
+                }
+                true
+            };
+            loop {
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                let _ = poll.poll(&mut events, Some(wait));
+                for ev in &events {
+                    if ev.token() == WAKE {
+                        for (s, ws) in inbox.lock().unwrap().drain(..) {
+                            s.set_nodelay(true).unwrap();
+                            s.set_nonblocking(true).unwrap();
+                            let mut s = mio::net::TcpStream::from_std(s);
+                            let token = mio::Token(sockets.len());
+                            poll.registry()
+                                .register(&mut s, token, mio::Interest::WRITABLE)
+                                .unwrap();
+                            let mut pending = Vec::new();
+                            if send(&mut s, &mut pending, if ws { WS_HEAD } else { SSE_HEAD }) {
+                                sockets.push(Some((s, pending, ws)));
+                            } else {
+                                sockets.push(None);
+                            }
+                        }
+                    } else if let Some(Some((s, pending, _))) = sockets.get_mut(ev.token().0) {
+                        // Writable again: what it did not take.
+                        if !pending.is_empty() {
+                            match s.write(pending) {
+                                Ok(n) => {
+                                    pending.drain(..n);
                                 }
-                                Err(_) => return false,
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(_) => sockets[ev.token().0] = None,
                             }
-                            return true;
-                        }
-                        pending.extend_from_slice(chunk);
-                    }
-                    if !pending.is_empty() {
-                        match s.write(pending) {
-                            Ok(n) => {
-                                pending.drain(..n);
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                            Err(_) => return false,
                         }
                     }
-                    true
-                });
-                std::thread::sleep(
-                    Duration::from_millis(2)
-                        .min(next_tick.saturating_duration_since(Instant::now())),
+                }
+                if Instant::now() < next_tick {
+                    continue;
+                }
+                next_tick += tick;
+                // The real server's events for this tick (the same instant and speed),
+                // then the last count again.
+                let n = per_tick[ticks.min(per_tick.len() - 1)];
+                ticks += 1;
+                let emitted = now_ms();
+                let mut body = format!(": emitted {emitted}\n").into_bytes();
+                for _ in 0..n {
+                    body.extend_from_slice(event.as_bytes());
+                }
+                let mut chunk = format!("{:x}\r\n", body.len()).into_bytes();
+                chunk.extend_from_slice(&body);
+                chunk.extend_from_slice(b"\r\n");
+                let events_json = vec![ws_event.as_str(); n].join(",");
+                let positions = vec!["\"p\""; n].join(",");
+                let message = format!(
+                    "{{\"type\":\"events\",\"emitted_at\":{emitted},\"events\":[{events_json}],\"positions\":[{positions}]}}"
                 );
+                let frame = caspers_replay::fanout::websocket::frame(
+                    caspers_replay::fanout::websocket::WsOpcode::Text,
+                    message.as_bytes(),
+                );
+                for slot in &mut sockets {
+                    if let Some((s, pending, ws)) = slot {
+                        let bytes = if *ws { &frame } else { &chunk };
+                        if !send(s, pending, bytes) {
+                            *slot = None;
+                        }
+                    }
+                }
             }
         });
     }
@@ -999,7 +1095,9 @@ fn floor_server(per_tick: Vec<usize>, tick: Duration) {
             }
         }
         let ws = request.starts_with(b"GET /v1/ws");
-        inboxes[k % 2].lock().unwrap().push((stream, ws));
+        let (inbox, waker) = &threads[k % 2];
+        inbox.lock().unwrap().push((stream, ws));
+        waker.wake().unwrap();
     }
 }
 
@@ -1018,7 +1116,7 @@ fn this_bench(core: Option<usize>) -> std::process::Command {
 
 /// `--floor`: the same generator and figures against [`floor_server`] instead of the
 /// real server, offering each subscriber as many events a tick as the real one would.
-fn run_floor(ds: &Dataset, sc: &Scenario) {
+fn run_floor(ds: &Dataset, sc: &Scenario) -> Summary {
     use std::io::{BufRead, Write};
     // Events per subscriber in each 100 ms tick, as the real server offers them from the
     // same instant (ticks are uneven: the dinner peak's are three times the mean).
@@ -1097,6 +1195,107 @@ fn run_floor(ds: &Dataset, sc: &Scenario) {
         server_cpu / wall,
         gen_cpu / wall
     );
+    Summary {
+        p50: r.p50,
+        p99: r.p99,
+        events_per_s: delivered as f64 / wall,
+        lost: 0,
+        unannounced: 0,
+        cpu: server_cpu / wall,
+    }
+}
+
+/// `--stalled N`: N clients that ask for every event and never read, the clock at 86400x
+/// for a few seconds, then paused. Measures the server's CPU while they sit there with full
+/// sockets (a writer on readiness spends nothing on them) and how long until the send
+/// timeout has closed them all.
+fn run_stalled(dir: &std::path::Path, n: usize, send_timeout: f64, at: i64) {
+    use std::io::{BufRead, Write};
+    let timeout = send_timeout.to_string();
+    let (mut server, addr) = common::start_server(
+        dir,
+        &[
+            "--paused",
+            "--control-token",
+            TOKEN,
+            "--max-clients",
+            &(n + 100).to_string(),
+            "--send-timeout",
+            &timeout,
+        ],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(control(
+        addr,
+        &format!("{{\"seek\": {at}, \"paused\": true}}"),
+    ));
+    let mut gen_child = this_bench(None)
+        .args([
+            "--generator",
+            &addr.to_string(),
+            "--subscribers",
+            "0",
+            "--never-read",
+            &n.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the generator process");
+    let mut gen_out = std::io::BufReader::new(gen_child.stdout.take().unwrap()).lines();
+    assert_eq!(gen_out.next().unwrap().unwrap(), "ready");
+    let run_s = 2.0f64.min(send_timeout / 2.0);
+    rt.block_on(async {
+        control(addr, "{\"speed\": 86400, \"paused\": false}").await;
+        tokio::time::sleep(Duration::from_secs_f64(run_s)).await;
+        control(addr, "{\"paused\": true}").await;
+    });
+    let paused = Instant::now();
+    // A quiet window while they all sit with full sockets, before any timeout is due (they
+    // filled up during the run): nothing asked of the server, nothing to send.
+    let quiet = (send_timeout - run_s - 1.0).clamp(0.5, 4.0);
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu0 = cpu_seconds(server.id());
+    std::thread::sleep(Duration::from_secs_f64(quiet));
+    let cpu_while_stalled = (cpu_seconds(server.id()) - cpu0) / quiet;
+    let still = rt.block_on(subscribers_counted(&[addr]));
+    let mut all_closed = None;
+    while paused.elapsed() < Duration::from_secs_f64(send_timeout + 30.0) {
+        if rt.block_on(subscribers_counted(&[addr])) == 0 {
+            all_closed = Some(paused.elapsed().as_secs_f64());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // And with nothing left at all.
+    let cpu1 = cpu_seconds(server.id());
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu_after = (cpu_seconds(server.id()) - cpu1) / 3.0;
+    let metrics = rt.block_on(get_metrics(addr));
+    writeln!(gen_child.stdin.take().unwrap(), "stop").unwrap();
+    let _ = gen_out.next();
+    let _ = gen_child.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    println!(
+        "{n} clients that never read, 86400x for {run_s:.0} s, then paused; --send-timeout {send_timeout} s:"
+    );
+    match all_closed {
+        Some(t) => println!(
+            "  server CPU {cpu_while_stalled:.3} cores over {quiet:.1} s while {still} of them sat with full sockets, {cpu_after:.3} once they were gone; all closed {t:.1} s after the pause ({:.0} timed out)",
+            metric_value(&metrics, "caspers_clients_timed_out_total ")
+        ),
+        None => {
+            println!(
+                "  FAILED: still connected {:.0} s after the pause",
+                send_timeout + 30.0
+            );
+            FAILED.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Friday 2024-02-02 17:30 UTC: the dinner peak of a Friday, the busiest hours of a week.
@@ -1137,6 +1336,12 @@ fn main() {
     let at = arg("--at").map_or(FRIDAY_PEAK, |t| {
         caspers_replay::time::parse_rfc3339(&t).expect("--at \"2024-02-02 17:30:00\"")
     });
+    if let Some(n) = arg("--stalled") {
+        let timeout = arg("--send-timeout").map_or(8.0, |t| t.parse().expect("--send-timeout S"));
+        run_stalled(&dir, n.parse().expect("--stalled N"), timeout, at);
+        finish();
+        return;
+    }
     let pin = args.iter().any(|a| a == "--pin");
     let scenarios = match arg("--subscribers") {
         Some(n) => vec![Scenario {
@@ -1176,11 +1381,79 @@ fn main() {
         )
         .collect(),
     };
+    let rounds = arg("--rounds").map_or(3, |r| r.parse().expect("--rounds N"));
     for sc in &scenarios {
-        if args.iter().any(|a| a == "--floor") {
+        if args.iter().any(|a| a == "--compare") {
+            compare(&ds, &dir, sc, rounds);
+        } else if args.iter().any(|a| a == "--floor") {
             run_floor(&ds, sc);
         } else {
             run(&ds, &dir, sc);
         }
     }
+    finish();
+}
+
+/// Exits with failure when a run lost events without telling its clients.
+fn finish() {
+    if FAILED.load(Ordering::Relaxed) {
+        eprintln!("load bench: FAILED (see above)");
+        std::process::exit(1);
+    }
+}
+
+/// `--compare`: ours and the floor alternately, `rounds` times each, on the same scenario;
+/// each side's median round (by p99) and the ratios.
+fn compare(ds: &Dataset, dir: &std::path::Path, sc: &Scenario, rounds: usize) {
+    let mut ours = Vec::new();
+    let mut floor = Vec::new();
+    for round in 1..=rounds {
+        println!("-- round {round} of {rounds}: ours");
+        ours.push(run(ds, dir, sc));
+        println!("-- round {round} of {rounds}: the floor");
+        floor.push(run_floor(ds, sc));
+    }
+    let median = |mut v: Vec<Summary>| {
+        v.sort_by_key(|s| s.p99);
+        v.swap_remove(v.len() / 2)
+    };
+    let (o, f) = (median(ours), median(floor));
+    println!(
+        "\n{} subscribers{}, {}x, median of {rounds} rounds (by p99):",
+        sc.subscribers,
+        if sc.filtered {
+            ", one location each"
+        } else {
+            ""
+        },
+        sc.speed
+    );
+    println!(
+        "| server | p50 ms | p99 ms | delivered events/s | lost (unannounced) | server CPU (cores) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, s) in [("ours", &o), ("the floor", &f)] {
+        println!(
+            "| {name} | {} | {} | {:.0} | {} ({}) | {:.2} |",
+            s.p50, s.p99, s.events_per_s, s.lost, s.unannounced, s.cpu
+        );
+    }
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    println!(
+        "ours / floor: p50 {:.2}, p99 {:.2}, CPU {:.2}",
+        ratio(o.p50 as f64, f.p50 as f64),
+        ratio(o.p99 as f64, f.p99 as f64),
+        ratio(o.cpu, f.cpu)
+    );
+}
+
+/// One run's figures, for `--compare`.
+struct Summary {
+    p50: u64,
+    p99: u64,
+    events_per_s: f64,
+    lost: i64,
+    unannounced: i64,
+    /// Server CPU, cores.
+    cpu: f64,
 }
