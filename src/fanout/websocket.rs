@@ -120,7 +120,8 @@ pub fn deflate_offered(header: &str) -> bool {
 pub enum Message {
     Text(String),
     Ping(Bytes),
-    Close,
+    /// The peer closes, with the status code it gave, if any (a reply echoes it).
+    Close(Option<u16>),
 }
 
 /// Why the connection must close: the close code (RFC 6455 section 7.4.1) and reason.
@@ -190,14 +191,14 @@ impl MessageReader {
             if first & 0x30 != 0 || (rsv1 && !self.deflate) {
                 return Err(protocol_error(1002, "reserved bits set"));
             }
+            if opcode >= 0x8 && (!fin || rsv1) {
+                return Err(protocol_error(
+                    1002,
+                    "fragmented or compressed control frame",
+                ));
+            }
             match opcode {
-                0x8 => return Ok(Some(Message::Close)),
-                0x9 | 0xA if !fin || rsv1 => {
-                    return Err(protocol_error(
-                        1002,
-                        "fragmented or compressed control frame",
-                    ));
-                }
+                0x8 => return close_code(&payload).map(|code| Some(Message::Close(code))),
                 0x9 => return Ok(Some(Message::Ping(payload.freeze()))),
                 0xA => continue,
                 0x1 | 0x2 if self.partial.is_none() => {
@@ -260,6 +261,18 @@ impl MessageReader {
             126 | 127 => return Ok(None),
             n => (u64::from(n), 2),
         };
+        if len >> 63 != 0 {
+            return Err(protocol_error(
+                1002,
+                "a frame length's most significant bit must be 0",
+            ));
+        }
+        if b[0] & 0x08 != 0 && len > 125 {
+            return Err(protocol_error(
+                1002,
+                "a control frame carries at most 125 bytes",
+            ));
+        }
         if len > self.max_message as u64 {
             return Err(protocol_error(1009, "message too big"));
         }
@@ -278,6 +291,31 @@ impl MessageReader {
             }
         }
         Ok(Some((first, payload)))
+    }
+}
+
+/// The status code of a close frame's payload (RFC 6455 section 5.5.1): none, or two bytes
+/// of a code an endpoint may send, then a UTF-8 reason.
+fn close_code(payload: &[u8]) -> Result<Option<u16>, ProtocolError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(protocol_error(1002, "a close frame's code takes two bytes")),
+        [a, b, reason @ ..] => {
+            let code = u16::from_be_bytes([*a, *b]);
+            // 1004-1006 and 1015 are never sent; below 1000 and 1016-2999 are not codes;
+            // 3000-4999 belong to libraries and applications (section 7.4).
+            let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            if !sendable {
+                return Err(protocol_error(
+                    1002,
+                    "not a close code an endpoint may send",
+                ));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(protocol_error(1007, "a close reason must be UTF-8"));
+            }
+            Ok(Some(code))
+        }
     }
 }
 
@@ -395,7 +433,7 @@ mod tests {
             )))
         );
         r.extend(&client_frame(0x88, &1000u16.to_be_bytes()));
-        assert_eq!(r.next_message(), Ok(Some(Message::Close)));
+        assert_eq!(r.next_message(), Ok(Some(Message::Close(Some(1000)))));
     }
 
     #[test]
@@ -445,5 +483,71 @@ mod tests {
             code(true, client_frame(0xC1, &compress(&[b'a'; 500]))),
             1009
         );
+        assert_eq!(
+            code(true, client_frame(0x89, &[b'p'; 126])),
+            1002,
+            "long ping"
+        );
+        assert_eq!(code(true, client_frame(0x88, &[3])), 1002, "one-byte close");
+        assert_eq!(code(true, client_frame(0x88, &999u16.to_be_bytes())), 1002);
+        assert_eq!(code(true, client_frame(0x88, &1005u16.to_be_bytes())), 1002);
+        assert_eq!(
+            code(true, client_frame(0x08, &1000u16.to_be_bytes())),
+            1002,
+            "fragmented close"
+        );
+        assert_eq!(code(true, client_frame(0xC9, b"")), 1002, "compressed ping");
+        let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+        bad_reason.extend([0xce, 0xba, 0xe1, 0xbd]);
+        assert_eq!(code(true, client_frame(0x88, &bad_reason)), 1007);
+        let mut huge = vec![0x81, 0xff];
+        huge.extend(u64::MAX.to_be_bytes());
+        huge.extend([0, 0, 0, 0]);
+        assert_eq!(code(true, huge), 1002, "length with its top bit set");
+    }
+
+    #[test]
+    fn close_codes() {
+        for ok in [
+            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+        ] {
+            assert_eq!(close_code(&ok.to_be_bytes()), Ok(Some(ok)), "{ok}");
+        }
+        for bad in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
+            assert_eq!(
+                close_code(&bad.to_be_bytes()).unwrap_err().code,
+                1002,
+                "{bad}"
+            );
+        }
+        assert_eq!(close_code(b""), Ok(None));
+    }
+
+    #[test]
+    fn the_same_bytes_in_any_split_give_the_same_messages() {
+        let mut bytes = client_frame(0x01, "{\"type\":\"fil".as_bytes());
+        bytes.extend(client_frame(0x89, b"ping"));
+        bytes.extend(client_frame(0x80, "ter\",\"x\":\"\u{e9}\"}".as_bytes()));
+        bytes.extend(client_frame(0xC1, &compress(&b"{\"a\":1}".repeat(40))));
+        bytes.extend(client_frame(0x88, &1001u16.to_be_bytes()));
+        let whole = {
+            let mut r = MessageReader::from_client(true, 1 << 16);
+            r.extend(&bytes);
+            std::iter::from_fn(|| r.next_message().unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(whole.len(), 4);
+        for step in 1..bytes.len() {
+            let mut r = MessageReader::from_client(true, 1 << 16);
+            let mut got = Vec::new();
+            for piece in bytes.chunks(step) {
+                r.extend(piece);
+                while let Some(m) = r.next_message().unwrap() {
+                    got.push(m);
+                }
+            }
+            assert_eq!(got, whole, "split every {step} bytes");
+        }
     }
 }

@@ -269,12 +269,11 @@ impl Conn {
         self.ended.notify_waiters();
     }
 
-    /// Adds the next bytes to write, framed, to `out`: `Ok(false)` when there is nothing,
-    /// `Err` to drop the stream.
-    fn gather(&self, out: &mut VecDeque<Bytes>) -> Result<bool, ()> {
+    /// Adds the next bytes to write, framed, to `out`.
+    fn gather(&self, out: &mut VecDeque<Bytes>) -> Gathered {
         let mut st = self.state.lock().expect("conn");
         if st.gone {
-            return Err(());
+            return Gathered::Drop;
         }
         if let Some(head) = st.head.take() {
             out.push_back(head);
@@ -301,7 +300,12 @@ impl Conn {
         let closing = st.closing;
         drop(st);
         if batch.is_empty() && out.is_empty() {
-            return if closing { Err(()) } else { Ok(false) };
+            // Closing, with everything before the close (urgent messages included) written.
+            return if closing {
+                Gathered::Finished
+            } else {
+                Gathered::Nothing
+            };
         }
         match self.transport {
             // One HTTP chunk around the batch (the response is chunked).
@@ -317,7 +321,7 @@ impl Conn {
             }
             Transport::WebSocket | Transport::WebSocketDeflate => out.extend(batch),
         }
-        Ok(true)
+        Gathered::More
     }
 
     fn keep_alive(&self) -> Bytes {
@@ -348,6 +352,16 @@ fn close_message(transport: Transport, reason: &str) -> Bytes {
         }
         _ => close_frame(1001, reason),
     }
+}
+
+/// What [`Conn::gather`] found.
+enum Gathered {
+    More,
+    Nothing,
+    /// The stream closes: all of it is written.
+    Finished,
+    /// The peer left, or the handler let go: drop at once.
+    Drop,
 }
 
 /// A handler dropped before its stream ended (actix cancels it when the connection
@@ -401,9 +415,14 @@ impl Active {
         loop {
             if self.pending.is_empty() {
                 match self.conn.gather(&mut self.pending) {
-                    Err(()) => return Pumped::Done,
-                    Ok(false) => return Pumped::Idle,
-                    Ok(true) => {}
+                    Gathered::More => {}
+                    Gathered::Nothing => return Pumped::Idle,
+                    Gathered::Drop => return Pumped::Done,
+                    Gathered::Finished => {
+                        // Written to the end: close, so actix cannot write after it either.
+                        let _ = self.conn.stream.shutdown(Shutdown::Both);
+                        return Pumped::Done;
+                    }
                 }
             }
             let slices: Vec<IoSlice<'_>> = self
@@ -437,11 +456,6 @@ impl Active {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return Pumped::Done,
-            }
-            if self.pending.is_empty() && self.conn.state.lock().expect("conn").closing {
-                // Written to the end: close, so actix cannot write after it either.
-                let _ = self.conn.stream.shutdown(Shutdown::Both);
-                return Pumped::Done;
             }
         }
     }

@@ -278,8 +278,8 @@ pub async fn websocket(
                         }
                     }
                 }
-                Ok(Some(Message::Close)) => {
-                    conn.close_with(close_frame(1000, ""));
+                Ok(Some(Message::Close(code))) => {
+                    conn.close_with(close_frame(code.unwrap_or(1000), ""));
                     closing = true;
                     break 'read;
                 }
