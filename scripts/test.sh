@@ -32,6 +32,11 @@ if ! python3 -c "import pyspark, sys; sys.exit(int(pyspark.__version__.split('.'
   echo "installing PySpark 4 for the Spark source tests..."
   python3 -m pip install --quiet --disable-pip-version-check "pyspark>=4.2,<5"
 fi
+# The REST endpoints are fuzzed from docs/openapi.yaml by schemathesis.
+if ! command -v st > /dev/null; then
+  echo "installing schemathesis for the contract test of the REST endpoints..."
+  python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+fi
 # The package installs as a user installs it (this builds the engine with cargo).
 python3 -m pip install --quiet --disable-pip-version-check ./python
 python3 -c "from caspers_replay._engine import engine_path; print('caspers_replay installed, engine', engine_path())"

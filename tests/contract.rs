@@ -24,19 +24,21 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The routes src/http/mod.rs registers, as `[method, path]`.
+/// The routes src/http/mod.rs registers (`endpoint("PATH", ..)` and its methods), as
+/// `[method, path]`.
 fn registered_routes() -> Vec<(String, String)> {
     let source = std::fs::read_to_string(repo().join("src/http/mod.rs")).unwrap();
     let mut routes = Vec::new();
-    for part in source.split(".route(\"").skip(1) {
-        let (path, rest) = part.split_once('"').unwrap();
-        let method = rest
-            .split("web::")
-            .nth(1)
-            .and_then(|m| m.split('(').next())
-            .unwrap()
-            .to_ascii_uppercase();
-        routes.push((method, path.to_string()));
+    for part in source.split(".service(").skip(1) {
+        let Some(rest) = part.trim_start().strip_prefix("endpoint(\"") else {
+            continue;
+        };
+        let (path, rest) = rest.split_once('"').unwrap();
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if rest.contains(&format!("web::{method}()")) {
+                routes.push((method.to_ascii_uppercase(), path.to_string()));
+            }
+        }
     }
     assert!(routes.len() > 10, "found the routes: {routes:?}");
     routes

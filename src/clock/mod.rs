@@ -3,6 +3,7 @@
 //! [`actor::Emitter`], the delivery engine's hub).
 
 pub mod actor;
+pub mod change;
 mod record;
 pub mod shared;
 mod sim_clock;

@@ -13,6 +13,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 
+use crate::events::Filter;
+
 /// The opcodes of the WebSocket frames the server sends (RFC 6455, section 5.2).
 #[derive(Clone, Copy, Debug)]
 pub enum WsOpcode {
@@ -319,25 +321,32 @@ fn close_code(payload: &[u8]) -> Result<Option<u16>, ProtocolError> {
     }
 }
 
-/// Inflates one compressed message (RFC 7692 section 7.2.2), keeping the context.
+/// Inflates one compressed message (RFC 7692 section 7.2.2), keeping the context. Refuses
+/// data that stops making progress (e.g. bytes after the end of a final deflate block: the
+/// fuzzer found that this loop otherwise grew its buffer without end) and output past
+/// `limit`.
 fn inflate(inflater: &mut Decompress, data: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolError> {
     let mut input = Vec::with_capacity(data.len() + 4);
     input.extend_from_slice(data);
     input.extend_from_slice(&[0, 0, 0xff, 0xff]);
     let start = inflater.total_in();
-    let mut out = Vec::with_capacity(data.len() * 4 + 64);
+    let mut out = Vec::with_capacity((data.len() * 4 + 64).min(limit + 1));
     loop {
-        let consumed = (inflater.total_in() - start) as usize;
+        let (consumed, produced) = ((inflater.total_in() - start) as usize, out.len());
         inflater
             .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
             .map_err(|_| protocol_error(1007, "bad compressed data"))?;
         if out.len() > limit {
             return Err(protocol_error(1009, "message too big"));
         }
-        if (inflater.total_in() - start) as usize == input.len() && out.len() < out.capacity() {
+        let now_consumed = (inflater.total_in() - start) as usize;
+        if now_consumed == input.len() && out.len() < out.capacity() {
             return Ok(out);
         }
-        out.reserve(out.capacity().max(1024));
+        if now_consumed == consumed && out.len() == produced && out.len() < out.capacity() {
+            return Err(protocol_error(1007, "bad compressed data"));
+        }
+        out.reserve(out.capacity().max(1024).min(limit + 1));
     }
 }
 
@@ -350,6 +359,41 @@ pub fn close_frame(code: u16, reason: &str) -> bytes::Bytes {
     }
     payload.extend_from_slice(&reason.as_bytes()[..end]);
     frame(WsOpcode::Close, &payload).into()
+}
+
+/// A WebSocket client's message: a new filter (and optionally a snapshot for it).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    location_id: Option<Vec<u8>>,
+    event_type: Option<Vec<String>>,
+    #[serde(default)]
+    snapshot: bool,
+}
+
+/// A client's filter message (`{"type":"filter","location_id":[1],...}`): the new
+/// filter and whether it asks for a snapshot. Client input: refused with a message, never
+/// a panic (fuzzed: fuzz/fuzz_targets/filter_message.rs).
+pub fn filter_message(text: &str) -> Result<(Filter, bool), String> {
+    let m: FilterMessage = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "expected {{\"type\":\"filter\",\"location_id\":[1],\"event_type\":[\"driver_ping\"],\"snapshot\":false}}: {e}"
+        )
+    })?;
+    if m.kind != "filter" {
+        return Err(format!("unknown message type '{}' (known: filter)", m.kind));
+    }
+    let locations = m.location_id.unwrap_or_default();
+    let types = m.event_type.unwrap_or_default();
+    let joined_l = locations
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let filter = Filter::parse(Some(&joined_l), Some(&types.join(",")))?;
+    Ok((filter, m.snapshot))
 }
 
 #[cfg(test)]
@@ -504,6 +548,17 @@ mod tests {
         huge.extend(u64::MAX.to_be_bytes());
         huge.extend([0, 0, 0, 0]);
         assert_eq!(code(true, huge), 1002, "length with its top bit set");
+        // A final deflate block, then more bytes: refused, not inflated without end.
+        let mut c = Compress::new(Compression::default(), false);
+        let mut ended = Vec::with_capacity(64);
+        c.compress_vec(b"{}", &mut ended, FlushCompress::Finish)
+            .unwrap();
+        ended.extend_from_slice(b"\x12\x34\x56");
+        assert_eq!(
+            code(true, client_frame(0xC1, &ended)),
+            1007,
+            "data after the final block"
+        );
     }
 
     #[test]

@@ -4,12 +4,11 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 
 use super::AppState;
 use super::params::bad_request;
-use crate::clock::actor::{ChangeError, Command};
-use crate::time::{DAY, parse_rfc3339};
+use crate::clock::actor::ChangeError;
+use crate::clock::change::parse_change;
 
 /// The kitchens (id, code, name, lat, lon), for maps.
 pub async fn kitchens(state: web::Data<AppState>) -> HttpResponse {
@@ -28,18 +27,6 @@ pub async fn map_config(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn get_clock(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.clock.state())
-}
-
-/// A presenter's change: any of these, applied together.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClockChange {
-    speed: Option<f64>,
-    paused: Option<bool>,
-    /// Simulation time to jump to: Unix seconds, RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC).
-    seek: Option<serde_json::Value>,
-    /// Day of the dataset to jump to (its midnight).
-    seek_day: Option<i64>,
 }
 
 /// The token a request carries: `Authorization: Bearer T`, `X-Control-Token: T` or
@@ -98,47 +85,10 @@ pub async fn post_clock(
             }));
         }
     }
-    let change: ClockChange = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => {
-            return bad_request(&format!(
-                "expected JSON like {{\"speed\": 3600, \"paused\": false, \"seek\": \"2024-01-10 12:00:00\", \"seek_day\": 10}}: {e}"
-            ));
-        }
+    let commands = match parse_change(&body, state.clock.state().dataset_start) {
+        Ok(commands) => commands,
+        Err(e) => return bad_request(&e),
     };
-    let clock = state.clock.state();
-    let mut commands = Vec::new();
-    if let Some(day) = change.seek_day {
-        let day_zero = clock.dataset_start.div_euclid(DAY) * DAY;
-        match day.checked_mul(DAY).and_then(|s| s.checked_add(day_zero)) {
-            Some(t) => commands.push(Command::Seek(t as f64)),
-            None => return bad_request(&format!("seek_day {day} is not a day of the dataset")),
-        }
-    }
-    if let Some(seek) = &change.seek {
-        let t = match seek {
-            serde_json::Value::Number(n) => n.as_f64(),
-            serde_json::Value::String(s) => parse_rfc3339(s).ok().map(|t| t as f64),
-            _ => None,
-        };
-        match t {
-            Some(t) => commands.push(Command::Seek(t)),
-            None => {
-                return bad_request(&format!(
-                    "seek {seek} is not a time (Unix seconds, or e.g. \"2024-01-10 12:00:00\")"
-                ));
-            }
-        }
-    }
-    if let Some(speed) = change.speed {
-        commands.push(Command::SetSpeed(speed));
-    }
-    if let Some(paused) = change.paused {
-        commands.push(Command::SetPaused(paused));
-    }
-    if commands.is_empty() {
-        return bad_request("nothing to change: give speed, paused, seek or seek_day");
-    }
     match state.clock.apply(commands).await {
         Ok(new_state) => HttpResponse::Ok().json(new_state),
         Err(ChangeError::Invalid(e)) => bad_request(&e),
@@ -148,13 +98,17 @@ pub async fn post_clock(
     }
 }
 
+const TEXT: &str = "text/plain; charset=utf-8";
+
 /// Liveness: the server streams. With a shared clock, says whether NATS is reachable
 /// (the stream goes on without it; only clock changes wait for it).
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     match &state.clock.shared {
-        None => HttpResponse::Ok().body("ok\n"),
-        Some(shared) if shared.is_connected() => HttpResponse::Ok().body("ok\nnats: connected\n"),
-        Some(shared) => HttpResponse::Ok().body(format!(
+        None => HttpResponse::Ok().content_type(TEXT).body("ok\n"),
+        Some(shared) if shared.is_connected() => HttpResponse::Ok()
+            .content_type(TEXT)
+            .body("ok\nnats: connected\n"),
+        Some(shared) => HttpResponse::Ok().content_type(TEXT).body(format!(
             "ok\nnats: unreachable ({}): streaming on the last clock known; clock changes are refused\n",
             shared.url
         )),

@@ -3,7 +3,7 @@
 
 mod control;
 mod cors;
-mod params;
+pub mod params;
 mod stream;
 
 use std::net::SocketAddr;
@@ -205,19 +205,25 @@ impl Server {
                     let response = params::bad_request(&format!("bad query string: {e}"));
                     actix_web::error::InternalError::from_response(e, response).into()
                 }))
-                .route("/", web::get().to(index))
-                .route("/basemap.json", web::get().to(basemap))
-                .route("/client/caspers-replay.js", web::get().to(client_module))
-                .route("/asyncapi.yaml", web::get().to(asyncapi))
-                .route("/openapi.yaml", web::get().to(openapi))
-                .route("/healthz", web::get().to(control::healthz))
-                .route("/metrics", web::get().to(control::metrics))
-                .route("/v1/clock", web::get().to(control::get_clock))
-                .route("/v1/kitchens", web::get().to(control::kitchens))
-                .route("/v1/map", web::get().to(control::map_config))
-                .route("/v1/clock", web::post().to(control::post_clock))
-                .route("/v1/events", web::get().to(stream::sse))
-                .route("/v1/ws", web::get().to(stream::websocket))
+                .service(endpoint("/", "GET").route(web::get().to(index)))
+                .service(endpoint("/basemap.json", "GET").route(web::get().to(basemap)))
+                .service(
+                    endpoint("/client/caspers-replay.js", "GET")
+                        .route(web::get().to(client_module)),
+                )
+                .service(endpoint("/asyncapi.yaml", "GET").route(web::get().to(asyncapi)))
+                .service(endpoint("/openapi.yaml", "GET").route(web::get().to(openapi)))
+                .service(endpoint("/healthz", "GET").route(web::get().to(control::healthz)))
+                .service(endpoint("/metrics", "GET").route(web::get().to(control::metrics)))
+                .service(
+                    endpoint("/v1/clock", "GET, POST")
+                        .route(web::get().to(control::get_clock))
+                        .route(web::post().to(control::post_clock)),
+                )
+                .service(endpoint("/v1/kitchens", "GET").route(web::get().to(control::kitchens)))
+                .service(endpoint("/v1/map", "GET").route(web::get().to(control::map_config)))
+                .service(endpoint("/v1/events", "GET").route(web::get().to(stream::sse)))
+                .service(endpoint("/v1/ws", "GET").route(web::get().to(stream::websocket)))
         })
         // Small tick chunks must not wait for the peer's delayed ACK (Nagle). The socket is
         // remembered so that an idle stream can notice its peer leave (stream.rs).
@@ -267,6 +273,16 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// A path the server answers, with `allow`ed methods: any other method gets a 405 that
+/// says which ones it takes (not a 404, the path exists).
+fn endpoint(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        HttpResponse::MethodNotAllowed()
+            .insert_header(("Allow", allow))
+            .json(serde_json::json!({ "error": format!("this endpoint answers {allow} only") }))
+    }))
 }
 
 /// Land and lakes around the kitchens (OpenStreetMap data, see static/BASEMAP-LICENSE.md).

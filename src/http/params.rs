@@ -21,10 +21,20 @@ pub struct StreamParams {
 
 const KNOWN: [&str; 4] = ["location_id", "event_type", "snapshot", "from"];
 
+/// The stream's parameters as the query gives them, checked against the dataset's
+/// kitchens by `hub`.
 pub fn stream_params(
     query: &HashMap<String, String>,
     hub: &crate::fanout::hub::Hub,
 ) -> Result<StreamParams, String> {
+    let params = parse_stream_query(query)?;
+    hub.check_filter(&params.filter)?;
+    Ok(params)
+}
+
+/// The stream's parameters, checked on their own. Client input: refused with a message,
+/// never a panic (fuzzed: fuzz/fuzz_targets/stream_query.rs).
+pub fn parse_stream_query(query: &HashMap<String, String>) -> Result<StreamParams, String> {
     if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!(
             "unknown query parameter '{unknown}' (known: {})",
@@ -35,7 +45,6 @@ pub fn stream_params(
         query.get("location_id").map(String::as_str),
         query.get("event_type").map(String::as_str),
     )?;
-    hub.check_filter(&filter)?;
     let snapshot = match query.get("snapshot").map(String::as_str) {
         None | Some("0" | "false" | "") => false,
         Some("1" | "true") => true,

@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use serde::Deserialize;
 
 use super::AppState;
 use super::cors::STREAM_HEADER;
 use super::params::{bad_request, stream_params};
-use crate::events::Filter;
 use crate::fanout::hub::{Start, Transport};
 use crate::fanout::websocket::{self, Message, MessageReader, WsOpcode, close_frame};
 use crate::fanout::writers::ReleaseOnDrop;
@@ -116,38 +114,6 @@ fn end_of_stream(socket: PeerSocket) -> HttpResponse {
 fn not_a_stream() -> HttpResponse {
     HttpResponse::InternalServerError()
         .json(serde_json::json!({"error": "this connection cannot carry a stream"}))
-}
-
-/// A WebSocket client's message: a new filter (and optionally a snapshot for it).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilterMessage {
-    #[serde(rename = "type")]
-    kind: String,
-    location_id: Option<Vec<u8>>,
-    event_type: Option<Vec<String>>,
-    #[serde(default)]
-    snapshot: bool,
-}
-
-fn parse_filter_message(text: &str) -> Result<(Filter, bool), String> {
-    let m: FilterMessage = serde_json::from_str(text).map_err(|e| {
-        format!(
-            "expected {{\"type\":\"filter\",\"location_id\":[1],\"event_type\":[\"driver_ping\"],\"snapshot\":false}}: {e}"
-        )
-    })?;
-    if m.kind != "filter" {
-        return Err(format!("unknown message type '{}' (known: filter)", m.kind));
-    }
-    let locations = m.location_id.unwrap_or_default();
-    let types = m.event_type.unwrap_or_default();
-    let joined_l = locations
-        .iter()
-        .map(u8::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let filter = Filter::parse(Some(&joined_l), Some(&types.join(",")))?;
-    Ok((filter, m.snapshot))
 }
 
 /// `GET /v1/ws?location_id=..&event_type=..&snapshot=1&from=POSITION`
@@ -259,7 +225,7 @@ pub async fn websocket(
                     conn.send_urgent(websocket::frame(WsOpcode::Pong, &b).into());
                 }
                 Ok(Some(Message::Text(t))) => {
-                    let wanted = parse_filter_message(&t).and_then(|(filter, snapshot)| {
+                    let wanted = websocket::filter_message(&t).and_then(|(filter, snapshot)| {
                         state.hub.check_filter(&filter).map(|()| (filter, snapshot))
                     });
                     match wanted {
