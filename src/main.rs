@@ -105,79 +105,93 @@ enum Command {
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Dataset directory (the default one is generated when missing).
-    #[arg(long, default_value = dataset::DEFAULT_DIR)]
+    #[arg(long, default_value = dataset::DEFAULT_DIR, env = "CASPERS_DATASET")]
     dataset: PathBuf,
     /// Address to listen on (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CASPERS_BIND")]
     bind: String,
     /// Day of the dataset (0-based) to start at, at the current UTC time of day.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, env = "CASPERS_START_DAY")]
     start_day: i64,
     /// Simulated seconds per wall-clock second at start.
-    #[arg(long, default_value_t = 60.0, value_parser = parse_speed)]
+    #[arg(long, default_value_t = 60.0, value_parser = parse_speed, env = "CASPERS_SPEED")]
     speed: f64,
     /// At the dataset's end, start again instead of stopping.
-    #[arg(long = "loop")]
+    #[arg(long = "loop", env = "CASPERS_LOOP")]
     looping: bool,
     /// Start with the clock paused.
-    #[arg(long)]
+    #[arg(long, env = "CASPERS_PAUSED")]
     paused: bool,
     /// The presenter's token for changing the clock (generated and printed when not given).
-    #[arg(long)]
+    /// Prefer --control-token-file or the environment: a flag shows in `ps`.
+    #[arg(long, env = "CASPERS_CONTROL_TOKEN", hide_env_values = true)]
     control_token: Option<String>,
+    /// Read the presenter's token from this file (e.g. a secret an orchestrator mounts);
+    /// its first line, without surrounding blanks.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CASPERS_CONTROL_TOKEN_FILE",
+        conflicts_with = "control_token"
+    )]
+    control_token_file: Option<PathBuf>,
     /// Streams served at once; more get 503.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, env = "CASPERS_MAX_CLIENTS")]
     max_clients: usize,
     /// Milliseconds between clock ticks.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, env = "CASPERS_TICK_MS")]
     tick_ms: u64,
     /// KiB a slow client may have queued before it is skipped ahead.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, env = "CASPERS_QUEUE_KIB")]
     queue_kib: usize,
     /// MiB all clients together may have queued; past it the clients furthest behind are
     /// skipped ahead (default: a 24th of the machine's memory, at least 64).
-    #[arg(long)]
+    #[arg(long, env = "CASPERS_QUEUE_BUDGET_MIB")]
     queue_budget_mib: Option<usize>,
     /// HTTP worker threads (default: one per core; at 10,000 subscribers more workers
     /// than cores made the p99 delay grow from 0.45 s to 3.7 s, see README "Benchmarks").
-    #[arg(long)]
+    #[arg(long, env = "CASPERS_WORKERS")]
     workers: Option<usize>,
     /// File that keeps the clock across restarts (default: DATASET/.caspers-state/live-clock.json).
     /// A restart continues the clock where it was, with the presenter's speed and pause.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "CASPERS_STATE")]
     state: Option<PathBuf>,
     /// Start a new clock (from --start-day, --speed, --paused) instead of the saved one.
-    #[arg(long)]
+    #[arg(long, env = "CASPERS_FRESH")]
     fresh: bool,
     /// Share the clock with other replicas through NATS JetStream at this URL
     /// (e.g. nats://127.0.0.1:4222; nats-server must run with -js).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "CASPERS_NATS")]
     nats: Option<String>,
     /// Also publish every event to JetStream as SUBJECT_PREFIX.<location_id>.<event_type>
     /// (needs --nats).
-    #[arg(long, value_name = "SUBJECT_PREFIX")]
+    #[arg(long, value_name = "SUBJECT_PREFIX", env = "CASPERS_PUBLISH_NATS")]
     publish_nats: Option<String>,
     /// Never compress WebSocket messages, even for clients that offer permessage-deflate
     /// (by default a group's messages are compressed once and shared by its members).
-    #[arg(long)]
+    #[arg(long, env = "CASPERS_NO_WS_DEFLATE")]
     no_ws_deflate: bool,
     /// An online tile layer for the map page, e.g.
     /// 'https://tile.openstreetmap.org/{z}/{x}/{y}.png' (off by default: the page then loads
     /// nothing from elsewhere).
-    #[arg(long, value_name = "URL_TEMPLATE", value_parser = parse_tiles)]
+    #[arg(long, value_name = "URL_TEMPLATE", value_parser = parse_tiles, env = "CASPERS_TILES")]
     tiles: Option<String>,
     /// The attribution the tile layer asks for, shown on the map.
-    #[arg(long, default_value = "map tiles © OpenStreetMap contributors")]
+    #[arg(
+        long,
+        default_value = "map tiles © OpenStreetMap contributors",
+        env = "CASPERS_TILES_ATTRIBUTION"
+    )]
     tiles_attribution: String,
     /// A web page's origin (e.g. http://localhost:5173) that may change the clock from the
     /// browser; repeat for more. Reading (the streams, GET /v1/clock, kitchens, map) is open
     /// to every origin. When given, WebSockets are accepted only from these origins and the
     /// server's own (other Origin headers get 403).
-    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = check_origin)]
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = check_origin, env = "CASPERS_CORS_ORIGIN", value_delimiter = ',')]
     cors_origin: Vec<String>,
     /// Close a stream whose client takes no byte for this many seconds (it can come back
     /// with its last position and get what it missed).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_send_timeout)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_send_timeout, env = "CASPERS_SEND_TIMEOUT")]
     send_timeout: f64,
 }
 
@@ -371,7 +385,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let now = time::now_unix_f64();
     let start =
         (ds.day_zero() + args.start_day * time::DAY) as f64 + now.rem_euclid(time::DAY as f64);
-    let token = args.control_token.clone().unwrap_or_else(random_token);
+    let token = match (&args.control_token, &args.control_token_file) {
+        (_, Some(file)) => read_token_file(file)?,
+        (Some(token), None) => token.clone(),
+        (None, None) => random_token(),
+    };
     let opts = ServeOptions {
         bind: args.bind.clone(),
         start,
@@ -464,6 +482,24 @@ fn parse_speed(text: &str) -> Result<f64, String> {
             "'{text}' is not a speed (a number above 0, e.g. 1, 60, 3600)"
         )),
     }
+}
+
+/// The presenter's token from `--control-token-file`: its first line, trimmed.
+fn read_token_file(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        anyhow::anyhow!(
+            "--control-token-file {}: cannot read it ({e}); give a file that holds the token",
+            file.display()
+        )
+    })?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        anyhow::bail!(
+            "--control-token-file {}: the file is empty; write the presenter's token on its first line",
+            file.display()
+        );
+    }
+    Ok(token.to_string())
 }
 
 fn parse_send_timeout(text: &str) -> Result<f64, String> {

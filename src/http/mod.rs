@@ -297,6 +297,8 @@ async fn basemap() -> HttpResponse {
 async fn index() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
+        // The presenter's URL carries the token: never send it on to another site.
+        .insert_header(("Referrer-Policy", "no-referrer"))
         .body(include_str!("../../static/index.html"))
 }
 

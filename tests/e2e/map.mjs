@@ -157,9 +157,14 @@ try {
   // A presenter: the token shows the controls; keyboard shortcuts change the server's clock.
   const presenter = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   watch(presenter);
-  await presenter.goto(`${base}?token=${token}`);
+  const opened = await presenter.goto(`${base}?token=${token}`);
+  check(opened.headers()['referrer-policy'] === 'no-referrer', 'the page is served with Referrer-Policy: no-referrer');
   await presenter.waitForSelector('#controls', { state: 'visible' });
   check(true, 'the presenter sees the controls');
+  check(!presenter.url().includes(token), `the token leaves the address bar at once (${presenter.url()})`);
+  await presenter.reload();
+  await presenter.waitForSelector('#controls', { state: 'visible' });
+  check(!presenter.url().includes(token), 'after a reload the controls are still there, the token still out of the URL');
   await presenter.keyboard.press('3');
   await until('key 3 to set 3600x', async () => (await serverClock()).speed === 3600);
   check(true, 'key 3 sets the server to 3600x');
