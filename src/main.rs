@@ -23,6 +23,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the live feed: SSE and WebSocket streams, the clock's control, the map page.
