@@ -151,7 +151,7 @@ struct ServeArgs {
     #[arg(long, env = "CASPERS_QUEUE_BUDGET_MIB")]
     queue_budget_mib: Option<usize>,
     /// HTTP worker threads (default: one per core; at 10,000 subscribers more workers
-    /// than cores made the p99 delay grow from 0.45 s to 3.7 s, see README "Benchmarks").
+    /// than cores made the p99 delay grow from 0.45 s to 3.7 s, see docs/benchmarks.md).
     #[arg(long, env = "CASPERS_WORKERS")]
     workers: Option<usize>,
     /// File that keeps the clock across restarts (default: DATASET/.caspers-state/live-clock.json).

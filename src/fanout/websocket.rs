@@ -33,7 +33,7 @@ const DEFLATE_MIN: usize = 256;
 
 /// zlib's default level. At it, peak-hour messages go out at 25 % of their text, and the
 /// server's CPU is lower than without compression (`cargo bench --bench load --
-/// --subscribers 10000 --filtered --deflate`, README "Benchmarks"); it is compressed once
+/// --subscribers 10000 --filtered --deflate`, docs/benchmarks.md); it is compressed once
 /// per group and tick, so a faster level would save little.
 const DEFLATE_LEVEL: u32 = 6;
 

@@ -14,7 +14,7 @@
 //! Why: at 10,000 subscribers, actix's per-connection streaming bodies had a p99 delay of
 //! 0.5 s where writer threads had about 0.2 s; the earlier writer threads retried every
 //! full socket every 2 ms and peeked every idle SSE socket every 250 ms, so 1,000 clients
-//! that never read kept 0.38 cores busy with nothing to send (docs in README "Benchmarks").
+//! that never read kept 0.38 cores busy with nothing to send (docs/benchmarks.md).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{IoSlice, Write};
