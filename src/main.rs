@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
+use caspers_replay::clock::start::ClockOptions;
 use caspers_replay::dataset::{self, Dataset, generate::GenerateOptions};
 use caspers_replay::http::{ClockOrigin, CorsOrigins, ServeOptions, Server, check_origin};
 use caspers_replay::progress::Progress;
@@ -112,16 +113,18 @@ struct ServeArgs {
     /// Address to listen on (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080", env = "CASPERS_BIND")]
     bind: String,
-    /// Day of the dataset (0-based) to start at, at the current UTC time of day.
-    #[arg(long, default_value_t = 20, env = "CASPERS_START_DAY")]
-    start_day: i64,
-    /// Simulated seconds per wall-clock second at start.
-    #[arg(long, default_value_t = 60.0, value_parser = parse_speed, env = "CASPERS_SPEED")]
-    speed: f64,
+    /// Day of the dataset (0-based) to start at, at the current UTC time of day [default:
+    /// 20]. Over a saved clock, a day other than the one it was started with seeks there.
+    #[arg(long, env = "CASPERS_START_DAY")]
+    start_day: Option<i64>,
+    /// Simulated seconds per wall-clock second at start [default: 60]. Over a saved clock, a
+    /// speed other than the one it was started with is applied.
+    #[arg(long, value_parser = parse_speed, env = "CASPERS_SPEED")]
+    speed: Option<f64>,
     /// At the dataset's end, start again instead of stopping.
     #[arg(long = "loop", env = "CASPERS_LOOP")]
     looping: bool,
-    /// Start with the clock paused.
+    /// Start with the clock paused (over a saved clock that was not started paused: pause it).
     #[arg(long, env = "CASPERS_PAUSED")]
     paused: bool,
     /// The presenter's token for changing the clock (generated and printed when not given).
@@ -369,24 +372,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let ds = Dataset::open(dir)?;
-    let days = ds.days();
-    if !(0..days).contains(&args.start_day) {
+    if let Some(speed) = args.speed
+        && speed > caspers_replay::clock::actor::MAX_SPEED
+    {
         anyhow::bail!(
-            "--start-day {} is outside the dataset, which has days 0 to {}",
-            args.start_day,
-            days - 1
-        );
-    }
-    if args.speed > caspers_replay::clock::actor::MAX_SPEED {
-        anyhow::bail!(
-            "--speed {} is above the fastest the clock takes ({})",
-            args.speed,
+            "--speed {speed} is above the fastest the clock takes ({})",
             caspers_replay::clock::actor::MAX_SPEED
         );
     }
-    let now = time::now_unix_f64();
-    let start =
-        (ds.day_zero() + args.start_day * time::DAY) as f64 + now.rem_euclid(time::DAY as f64);
     let token = match (&args.control_token, &args.control_token_file) {
         (_, Some(file)) => read_token_file(file)?,
         (Some(token), None) => token.clone(),
@@ -394,9 +387,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let opts = ServeOptions {
         bind: args.bind.clone(),
-        start,
-        speed: args.speed,
-        paused: args.paused,
+        clock: ClockOptions {
+            start_day: args.start_day,
+            speed: args.speed,
+            paused: args.paused,
+        },
         looping: args.looping,
         control_token: token.clone(),
         max_clients: args.max_clients,
@@ -429,14 +424,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let server = Server::start(ds, &opts).await.map_err(anyhow::Error::msg)?;
         let addr = server.addrs[0];
-        let clock = match (&server.origin, &opts.nats) {
+        let mut clock = match (&server.origin, &opts.nats) {
             (ClockOrigin::Restored, _) => format!(
                 "continuing the clock saved in {} (--fresh starts over)",
                 opts.state_file.display()
             ),
             (ClockOrigin::Joined, Some(url)) => format!("joining the replicas' clock in NATS at {url}"),
-            _ => format!("from day {} at {}x", args.start_day, opts.speed),
+            _ => {
+                let o = opts.clock.effective();
+                format!("from day {} at {}x", o.start_day, o.speed)
+            }
         };
+        for note in &server.notes {
+            clock.push_str("; ");
+            clock.push_str(note);
+        }
         println!(
             "serving {events} events (loaded in {:.2} s) on http://{addr}/ {clock}",
             started.elapsed().as_secs_f64(),

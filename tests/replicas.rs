@@ -270,3 +270,20 @@ fn publish_nats_puts_every_event_of_a_window_in_jetstream_once_per_subject() {
         );
     }
 }
+
+/// A replica that joins the shared clock with other options says which it ignores and why,
+/// and the shared clock runs on as it was.
+#[test]
+fn a_joining_replica_with_other_options_says_what_it_ignores() {
+    let nats = Nats::start("join_options");
+    let a = replica(&nats, &["--speed", "60"]);
+    let b = replica(&nats, &["--speed", "600", "--start-day", "2"]);
+    assert!(
+        b.start_line
+            .contains("--start-day 2, --speed 600 ignored: the replicas share one clock"),
+        "{}",
+        b.start_line
+    );
+    assert_eq!(clock(&b)["speed"], 60.0);
+    assert_eq!(clock(&a)["day"], clock(&b)["day"]);
+}

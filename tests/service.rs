@@ -221,3 +221,120 @@ fn a_damaged_state_file_or_one_of_another_dataset_is_refused_and_left_alone() {
     let msg = refused(&state, &dataset().0);
     assert!(msg.contains("in use by another server"), "{msg}");
 }
+
+/// A server on the saved clock `state` with exactly `args` (no --start-day added).
+fn restart(state: &Path, args: &[&str]) -> LiveServer {
+    let mut all = vec!["--state", state.to_str().unwrap()];
+    all.extend_from_slice(args);
+    LiveServer::start(&dataset().0, &all)
+}
+
+fn clock_of(server: &LiveServer) -> serde_json::Value {
+    serde_json::from_str(&server.get("/v1/clock").1).unwrap()
+}
+
+/// (first command line, the presenter's change, the command line after kill -9, what the
+/// start line must say, the clock's speed and pause after it)
+type Case = (
+    &'static [&'static str],
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    f64,
+    bool,
+);
+
+/// The same command line continues a saved clock as it was (the presenter's changes kept);
+/// a changed option is applied on top and said; options not given are not checked.
+#[test]
+fn the_command_line_over_a_saved_clock_means_what_it_says() {
+    let day_of = |c: &serde_json::Value| c["day"].as_i64().unwrap();
+    let cases: [Case; 5] = [
+        (
+            &["--start-day", "1", "--speed", "60"],
+            r#"{"speed": 3600, "paused": true}"#,
+            &["--start-day", "1", "--speed", "60"],
+            "continuing the clock saved in",
+            3600.0,
+            true,
+        ),
+        // No options at all: continued; the default --start-day 20 is outside this 3-day
+        // dataset, and not checked.
+        (
+            &["--start-day", "1", "--speed", "60"],
+            r#"{"speed": 3600, "paused": true}"#,
+            &[],
+            "continuing the clock saved in",
+            3600.0,
+            true,
+        ),
+        (
+            &["--start-day", "1", "--speed", "60"],
+            r#"{"speed": 3600, "paused": true}"#,
+            &["--start-day", "1", "--speed", "600"],
+            "--speed 600 applied (was 60)",
+            600.0,
+            true,
+        ),
+        (
+            &["--start-day", "1"],
+            r#"{"speed": 3600}"#,
+            &["--start-day", "1", "--paused"],
+            "--paused applied",
+            3600.0,
+            true,
+        ),
+        (
+            &["--start-day", "1", "--paused"],
+            r#"{"speed": 120}"#,
+            &["--start-day", "2", "--paused"],
+            "--start-day 2 applied (was 1)",
+            120.0,
+            true,
+        ),
+    ];
+    for (k, (first, change, again, says, speed, paused)) in cases.into_iter().enumerate() {
+        let state = common::scratch_dir(&format!("service_cli_{k}")).join("clock.json");
+        let mut fresh = vec!["--fresh"];
+        fresh.extend_from_slice(first);
+        let mut a = restart(&state, &fresh);
+        a.control(change);
+        kill_9(&mut a);
+        let b = restart(&state, again);
+        assert!(b.start_line.contains(says), "case {k}: {}", b.start_line);
+        let c = clock_of(&b);
+        assert_eq!(c["speed"], speed, "case {k}: {c}");
+        assert_eq!(c["paused"], paused, "case {k}: {c}");
+        if again.contains(&"2") {
+            assert_eq!(day_of(&c), 2, "case {k}: sought to day 2: {c}");
+        } else {
+            assert_eq!(day_of(&c), 1, "case {k}: still day 1: {c}");
+        }
+        // What was applied is recorded: the same command line again changes nothing more.
+        drop(b);
+        let again_b = restart(&state, again);
+        assert!(
+            !again_b.start_line.contains("applied"),
+            "case {k}: {}",
+            again_b.start_line
+        );
+        assert_eq!(clock_of(&again_b)["speed"], speed);
+    }
+    // Without a saved clock, a start day outside the dataset is still an error.
+    let state = common::scratch_dir("service_cli_fresh").join("clock.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
+        .arg("serve")
+        .arg("--dataset")
+        .arg(&dataset().0)
+        .arg("--state")
+        .arg(&state)
+        .args(["--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--start-day 20 is outside the dataset"),
+        "{err}"
+    );
+}

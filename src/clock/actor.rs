@@ -96,7 +96,7 @@ type Reply = oneshot::Sender<Result<ClockState, ChangeError>>;
 enum Message {
     Change(Vec<Command>, Reply),
     /// A record another replica (or this one) wrote to NATS, with its revision.
-    Adopt(ClockRecord, u64),
+    Adopt(Box<ClockRecord>, u64),
 }
 
 /// The way to the clock task.
@@ -202,7 +202,9 @@ pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> Cl
     let (tx, mut rx) = mpsc::channel::<Message>(64);
     let shared = match &store {
         Store::Shared(s) => {
-            s.watch(tx.clone(), Message::Adopt);
+            s.watch(tx.clone(), |record, revision| {
+                Message::Adopt(Box::new(record), revision)
+            });
             Some(Arc::clone(s))
         }
         Store::File(_) => None,
@@ -238,7 +240,7 @@ pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> Cl
                     Some(Message::Change(commands, reply)) => {
                         let _ = reply.send(task.change(&commands).await);
                     }
-                    Some(Message::Adopt(record, revision)) => task.adopt(record, revision),
+                    Some(Message::Adopt(record, revision)) => task.adopt(*record, revision),
                     None => return,
                 },
             }

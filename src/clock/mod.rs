@@ -7,6 +7,7 @@ pub mod change;
 mod record;
 pub mod shared;
 mod sim_clock;
+pub mod start;
 pub mod state_file;
 
 pub use record::{ClockRecord, FORMAT as RECORD_FORMAT};

@@ -34,6 +34,10 @@ pub struct ClockRecord {
     /// What the last change was (`speed`, `pause`, `resume`, `seek`, `start`): every
     /// replica announces it to its clients with the same word.
     pub reason: String,
+    /// The options the clock was started with, or a later command line applied (see
+    /// `clock::start`); absent in records from before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_with: Option<super::start::StartOptions>,
     /// Readable forms, for a person looking at the file.
     pub emitted_to_utc: String,
     pub saved_at_utc: String,
@@ -50,6 +54,7 @@ impl ClockRecord {
             clock,
             runs: vec![(start, start)],
             reason: "start".into(),
+            started_with: None,
             emitted_to_utc: String::new(),
             saved_at_utc: String::new(),
         }

@@ -15,8 +15,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 
 use crate::clock::actor::{self, ClockHandle, ClockSetup, Store};
 use crate::clock::shared::{self, SharedClock};
+use crate::clock::start::ClockOptions;
 use crate::clock::state_file::StateFile;
-use crate::clock::{ClockRecord, SimClock};
 use crate::dataset::Dataset;
 use crate::fanout::hub::Hub;
 use crate::fanout::jetstream::Publisher;
@@ -28,10 +28,8 @@ pub use cors::{CorsOrigins, check_origin};
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub bind: String,
-    /// Simulation time to start at (Unix seconds).
-    pub start: f64,
-    pub speed: f64,
-    pub paused: bool,
+    /// What the command line says of the clock (start day, speed, paused).
+    pub clock: ClockOptions,
     pub looping: bool,
     /// The presenter's token (needed to change the clock).
     pub control_token: String,
@@ -113,6 +111,8 @@ impl Drop for ClientSlot {
 pub struct Server {
     pub addrs: Vec<SocketAddr>,
     pub origin: ClockOrigin,
+    /// What became of the command line's clock options over a saved or shared clock.
+    pub notes: Vec<String>,
     server: actix_web::dev::Server,
     hub: Arc<Hub>,
 }
@@ -130,28 +130,25 @@ impl Server {
             opts.queue_limit,
             opts.queue_budget,
         ));
-        let new_clock = ClockRecord::new(
-            &ds,
-            opts.looping,
-            SimClock::new(
-                opts.start,
-                crate::time::now_unix_f64(),
-                opts.speed,
-                opts.paused,
-            ),
-        );
+        let now = crate::time::now_unix_f64();
+        // A start day out of range matters only if a new clock is made from it.
+        let new_clock = opts.clock.new_clock(&ds, opts.looping, now);
         let client = match opts.nats.as_deref() {
             Some(url) => Some(shared::connect(url).await?),
             None => None,
         };
+        let mut notes = Vec::new();
+        let mut changes = Vec::new();
         let (store, record, revision, origin) = match (&opts.nats, &client) {
             (Some(url), Some(client)) => {
+                let new_clock = new_clock?;
                 let (clock, record, revision) =
                     SharedClock::open(client.clone(), url, &ds, opts.looping, new_clock.clone())
                         .await?;
                 let origin = if record == new_clock {
                     ClockOrigin::New
                 } else {
+                    notes = opts.clock.ignored_by_a_joining_replica(&record);
                     ClockOrigin::Joined
                 };
                 (Store::Shared(Arc::new(clock)), record, revision, origin)
@@ -160,8 +157,11 @@ impl Server {
                 let (file, saved) =
                     StateFile::open(&opts.state_file, &ds, opts.looping, opts.fresh)?;
                 match saved {
-                    Some(record) => (Store::File(file), record, 0, ClockOrigin::Restored),
-                    None => (Store::File(file), new_clock, 0, ClockOrigin::New),
+                    Some(mut record) => {
+                        (changes, notes) = opts.clock.changes_to(&mut record, &ds, now)?;
+                        (Store::File(file), record, 0, ClockOrigin::Restored)
+                    }
+                    None => (Store::File(file), new_clock?, 0, ClockOrigin::New),
                 }
             }
         };
@@ -184,6 +184,13 @@ impl Server {
                 publisher,
             },
         );
+        if !changes.is_empty() {
+            // Applied as a presenter's change is: saved, then announced.
+            clock
+                .apply(changes)
+                .await
+                .map_err(|e| format!("cannot apply the command line to the saved clock: {e:?}"))?;
+        }
         let state = web::Data::from(Arc::new(AppState {
             hub: Arc::clone(&hub),
             clock,
@@ -245,6 +252,7 @@ impl Server {
         Ok(Server {
             addrs,
             origin,
+            notes,
             server,
             hub,
         })

@@ -18,6 +18,8 @@ pub const TOKEN: &str = "test-presenter-token";
 pub struct LiveServer {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The server's start line (`serving … on http://… from day …`).
+    pub start_line: String,
 }
 
 impl LiveServer {
@@ -58,7 +60,11 @@ impl LiveServer {
             .unwrap();
         // Keep draining stdout so the server never blocks on it.
         std::thread::spawn(move || for _ in lines {});
-        LiveServer { child, addr }
+        LiveServer {
+            child,
+            addr,
+            start_line: first,
+        }
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
