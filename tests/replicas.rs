@@ -277,7 +277,19 @@ fn publish_nats_puts_every_event_of_a_window_in_jetstream_once_per_subject() {
 fn a_joining_replica_with_other_options_says_what_it_ignores() {
     let nats = Nats::start("join_options");
     let a = replica(&nats, &["--speed", "60"]);
-    let b = replica(&nats, &["--speed", "600", "--start-day", "2"]);
+    let url = nats.url();
+    let b = LiveServer::start(
+        &dataset().0,
+        &[
+            "--nats",
+            &url,
+            "--paused",
+            "--speed",
+            "600",
+            "--start-day",
+            "2",
+        ],
+    );
     assert!(
         b.start_line
             .contains("--start-day 2, --speed 600 ignored: the replicas share one clock"),
