@@ -4,21 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::live::request;
-
-/// A `serve` process with `env` and `args`; its address, from its first line.
-struct Served(Child, SocketAddr);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::live::{LiveServer, request};
 
 /// One dataset for the tests of this file (they run in parallel).
 fn dataset() -> &'static std::path::PathBuf {
@@ -26,7 +15,8 @@ fn dataset() -> &'static std::path::PathBuf {
     DS.get_or_init(|| common::generated_dataset("config_dataset", 2, 81).0)
 }
 
-fn serve(env: &[(&str, &str)], args: &[&str]) -> Served {
+/// A `serve` process with `env` and `args` (and its own dataset and state).
+fn serve(env: &[(&str, &str)], args: &[&str]) -> LiveServer {
     let dir = dataset();
     static SERVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let state = std::env::temp_dir().join(format!(
@@ -43,23 +33,8 @@ fn serve(env: &[(&str, &str)], args: &[&str]) -> Served {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("the server's first line").unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .parse()
-        .unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    Served(child, addr)
+    cmd.args(args);
+    LiveServer::spawn(cmd)
 }
 
 fn post_with(addr: SocketAddr, token: &str) -> u16 {
@@ -85,14 +60,14 @@ fn serve_takes_its_options_from_the_environment_and_a_flag_beats_the_variable() 
         &[],
     );
     assert!(
-        s.1.ip().is_loopback() && s.1.port() != 8080,
+        s.addr.ip().is_loopback() && s.addr.port() != 8080,
         "CASPERS_BIND: {}",
-        s.1
+        s.addr
     );
     let clock: serde_json::Value =
-        serde_json::from_str(&request(s.1, "GET", "/v1/clock", &[], "").1).unwrap();
+        serde_json::from_str(&request(s.addr, "GET", "/v1/clock", &[], "").1).unwrap();
     assert_eq!(clock["speed"], 120.0, "CASPERS_SPEED");
-    assert_eq!(post_with(s.1, "from-env"), 200, "CASPERS_CONTROL_TOKEN");
+    assert_eq!(post_with(s.addr, "from-env"), 200, "CASPERS_CONTROL_TOKEN");
     drop(s);
 
     let s = serve(
@@ -102,13 +77,13 @@ fn serve_takes_its_options_from_the_environment_and_a_flag_beats_the_variable() 
         ],
         &["--bind", "127.0.0.1:0", "--control-token", "from-flag"],
     );
-    assert_ne!(s.1.port(), 1, "--bind beats CASPERS_BIND");
+    assert_ne!(s.addr.port(), 1, "--bind beats CASPERS_BIND");
     assert_eq!(
-        post_with(s.1, "from-env"),
+        post_with(s.addr, "from-env"),
         403,
         "--control-token beats the variable"
     );
-    assert_eq!(post_with(s.1, "from-flag"), 200);
+    assert_eq!(post_with(s.addr, "from-flag"), 200);
 }
 
 #[test]
@@ -120,8 +95,8 @@ fn the_presenters_token_comes_from_a_file() {
         &[("CASPERS_BIND", "127.0.0.1:0")],
         &["--control-token-file", file.to_str().unwrap()],
     );
-    assert_eq!(post_with(s.1, "from-a-file"), 200);
-    assert_eq!(post_with(s.1, "something-else"), 403);
+    assert_eq!(post_with(s.addr, "from-a-file"), 200);
+    assert_eq!(post_with(s.addr, "something-else"), 403);
     drop(s);
 
     let run = |args: &[&str]| {

@@ -42,9 +42,15 @@ impl LiveServer {
         if !extra.iter().any(|a| *a == "--state" || *a == "--nats") {
             cmd.arg("--fresh").arg("--state").arg(&own_state);
         }
+        cmd.args(["--bind", bind, "--control-token", TOKEN, "--tick-ms", "20"])
+            .args(extra);
+        Self::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `serve` command line as the caller made it) and waits for its start
+    /// line, which names its address.
+    pub fn spawn(mut cmd: Command) -> LiveServer {
         let mut child = cmd
-            .args(["--bind", bind, "--control-token", TOKEN, "--tick-ms", "20"])
-            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
