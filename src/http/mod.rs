@@ -265,6 +265,14 @@ impl Server {
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
             log::info!("shutting down: closing every stream");
+            // The clock's state is saved at every change and tick (a crash loses nothing),
+            // so a shutdown held up past this (a peer that never reads its close, a slow
+            // disk) ends the process rather than hang a supervisor's stop.
+            std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_secs(8));
+                log::warn!("shutdown took over 8 s: exiting now");
+                std::process::exit(0);
+            });
             hub.close_all("server shutting down");
             // Let the writers send their close messages.
             tokio::time::sleep(Duration::from_millis(300)).await;
