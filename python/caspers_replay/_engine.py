@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Iterator, List, Optional
 
 
@@ -15,16 +14,13 @@ class CaspersError(Exception):
 
 
 def engine_path() -> str:
-    """The engine binary: $CASPERS_REPLAY_BIN, the one `pip install ./python` built into
-    this package, or `caspers-replay` on PATH."""
+    """The engine binary: $CASPERS_REPLAY_BIN, or `caspers-replay` on PATH, where
+    `pip install ./python` puts the one it builds (maturin, `bindings = "bin"`)."""
     explicit = os.environ.get("CASPERS_REPLAY_BIN")
     if explicit:
         if not os.access(explicit, os.X_OK):
             raise CaspersError(f"CASPERS_REPLAY_BIN={explicit} is not an executable file")
         return explicit
-    bundled = Path(__file__).resolve().parent / "bin" / "caspers-replay"
-    if os.access(bundled, os.X_OK):
-        return str(bundled)
     on_path = shutil.which("caspers-replay")
     if on_path:
         return on_path
