@@ -122,7 +122,9 @@ try {
   });
   check(true, `a wheel zoom changes the scale (${scale0.toFixed(0)} -> ${scale1.toFixed(0)} px per degree)`);
   await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
-  await until('the fit again', async () => Math.abs(await page.evaluate(() => window.caspersMap.scale(0)) - scale0) < 1);
+  // The fit frames the orders in flight, which change as the clock runs: back near the
+  // first fit (the zoom was 2.5x), not to the pixel.
+  await until('the fit again', async () => Math.abs(await page.evaluate(() => window.caspersMap.scale(0)) - scale0) < scale0 * 0.25);
 
   // Hovering a driver shows its order.
   const tip = await until('a tooltip on a driver', async () => {
