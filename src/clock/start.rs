@@ -65,20 +65,21 @@ impl ClockOptions {
             record.started_with = Some(self.effective());
             return Ok((Vec::new(), Vec::new()));
         };
+        let (day, speed, pause) = self.differences(was);
         let mut commands = Vec::new();
         let mut notes = Vec::new();
         let mut now_with = was;
-        if let Some(day) = self.start_day.filter(|&d| d != was.start_day) {
+        if let Some(day) = day {
             commands.push(Command::Seek(day_at_time_of_day(ds, day, now)?));
             notes.push(format!("--start-day {day} applied (was {})", was.start_day));
             now_with.start_day = day;
         }
-        if let Some(speed) = self.speed.filter(|&s| s != was.speed) {
+        if let Some(speed) = speed {
             commands.push(Command::SetSpeed(speed));
             notes.push(format!("--speed {speed} applied (was {})", was.speed));
             now_with.speed = speed;
         }
-        if self.paused && !was.paused {
+        if pause {
             commands.push(Command::SetPaused(true));
             notes.push("--paused applied".into());
             now_with.paused = true;
@@ -87,19 +88,30 @@ impl ClockOptions {
         Ok((commands, notes))
     }
 
+    /// The options given with values other than those of `was`: a start day, a speed,
+    /// and whether to pause.
+    fn differences(&self, was: StartOptions) -> (Option<i64>, Option<f64>, bool) {
+        (
+            self.start_day.filter(|&d| d != was.start_day),
+            self.speed.filter(|&s| s != was.speed),
+            self.paused && !was.paused,
+        )
+    }
+
     /// What a replica joining the shared clock does not apply, and why.
     pub fn ignored_by_a_joining_replica(&self, record: &ClockRecord) -> Vec<String> {
         let Some(was) = record.started_with else {
             return Vec::new();
         };
+        let (day, speed, pause) = self.differences(was);
         let mut ignored = Vec::new();
-        if let Some(day) = self.start_day.filter(|&d| d != was.start_day) {
+        if let Some(day) = day {
             ignored.push(format!("--start-day {day}"));
         }
-        if let Some(speed) = self.speed.filter(|&s| s != was.speed) {
+        if let Some(speed) = speed {
             ignored.push(format!("--speed {speed}"));
         }
-        if self.paused && !was.paused {
+        if pause {
             ignored.push("--paused".into());
         }
         if ignored.is_empty() {
