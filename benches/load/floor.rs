@@ -184,7 +184,8 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
             &addr,
             "--subscribers",
             &sc.subscribers.to_string(),
-            "--floor",
+            "--target",
+            "floor",
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -238,5 +239,7 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         lost: 0,
         unannounced: 0,
         cpu: server_cpu / wall,
+        cpu_seconds: server_cpu,
+        delivered,
     }
 }

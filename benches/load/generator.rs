@@ -12,6 +12,36 @@ use tokio::net::TcpStream;
 
 use crate::procs::raise_fd_limit;
 
+/// The server the subscribers talk to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `caspers-replay serve`: it counts its subscribers in /metrics.
+    Ours,
+    /// The bench's floor server.
+    Floor,
+    /// nginx with the Nchan module: its SSE carries a tick as one event whose `data:`
+    /// lines are `emitted MS` and then one event's JSON each, with no chunked framing.
+    Nchan,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Ours => "ours",
+            Target::Floor => "floor",
+            Target::Nchan => "nchan",
+        }
+    }
+
+    pub fn parse(name: &str) -> Target {
+        match name {
+            "floor" => Target::Floor,
+            "nchan" => Target::Nchan,
+            _ => Target::Ours,
+        }
+    }
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -29,6 +59,13 @@ impl Histogram {
     pub fn add(&self, delay_ms: u64, n: u64) {
         self.0[delay_ms.min(10_000) as usize].fetch_add(n, Ordering::Relaxed);
     }
+    /// Empties it (a trace's next second).
+    pub fn clear(&self) {
+        for c in &self.0 {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub fn quantile(&self, q: f64) -> u64 {
         let counts: Vec<u64> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         let total: u64 = counts.iter().sum();
@@ -45,6 +82,8 @@ impl Histogram {
 
 pub struct Stats {
     pub delays: Histogram,
+    /// The delays since the last trace line (`CASPERS_LOAD_TRACE=1`).
+    pub recent: Histogram,
     /// The same, per transport: [SSE, WebSocket].
     pub by_transport: [Histogram; 2],
     pub lagged: AtomicU64,
@@ -66,6 +105,7 @@ impl Stats {
     pub fn new() -> Stats {
         Stats {
             delays: Histogram::new(),
+            recent: Histogram::new(),
             by_transport: [Histogram::new(), Histogram::new()],
             lagged: AtomicU64::new(0),
             missed: AtomicU64::new(0),
@@ -93,6 +133,7 @@ pub async fn sse_client(
     addr: SocketAddr,
     n: usize,
     query: String,
+    target: Target,
     received: Arc<AtomicU64>,
     stats: Arc<Stats>,
 ) {
@@ -106,7 +147,7 @@ pub async fn sse_client(
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    // Chunked framing is stripped on the fly; the SSE text is scanned line by line.
+    // Chunked framing (if any) is stripped on the fly; the SSE text is scanned line by line.
     let Some((head, rest)) = response_head(&mut s, &stats).await else {
         return;
     };
@@ -117,7 +158,12 @@ pub async fn sse_client(
     stats.connected.fetch_add(1, Ordering::Relaxed);
     let mut buf = vec![0u8; 64 * 1024];
     let mut line = Vec::with_capacity(256);
-    let mut chunk_left = 0usize;
+    // Without chunked framing the whole stream is one endless chunk.
+    let mut chunk_left = if head.contains("transfer-encoding: chunked") {
+        0
+    } else {
+        usize::MAX
+    };
     let mut size_line = Vec::new();
     let mut tally = Tally::new(&received, &stats, 0);
     let mut data = rest;
@@ -128,7 +174,10 @@ pub async fn sse_client(
             &mut chunk_left,
             &mut size_line,
             &mut line,
-            &mut |l| sse_line(l, &mut tally, at),
+            &mut |l| match target {
+                Target::Nchan => nchan_sse_line(l, &mut tally, at),
+                _ => sse_line(l, &mut tally, at),
+            },
         );
         tally.flush(at);
         let n = match s.read(&mut buf).await {
@@ -197,6 +246,7 @@ impl<'a> Tally<'a> {
             let delay = at.saturating_sub(self.emitted);
             self.received.fetch_add(self.events, Ordering::Relaxed);
             self.stats.delays.add(delay, self.events);
+            self.stats.recent.add(delay, self.events);
             self.stats.by_transport[self.transport].add(delay, self.events);
             self.events = 0;
         }
@@ -264,6 +314,19 @@ pub fn sse_line(line: &[u8], tally: &mut Tally, at: u64) {
         tally.lag_data_next = false;
         let missed = missed_in(&String::from_utf8_lossy(line));
         tally.stats.missed.fetch_add(missed, Ordering::Relaxed);
+    }
+}
+
+/// One line of Nchan's SSE: `data: emitted MS` starts a tick, `data: {` is one event.
+fn nchan_sse_line(line: &[u8], tally: &mut Tally, at: u64) {
+    if let Some(ms) = line.strip_prefix(b"data: emitted ") {
+        let emitted = std::str::from_utf8(ms)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(at);
+        tally.tick(emitted, at);
+    } else if line.starts_with(b"data: {") {
+        tally.events += 1;
     }
 }
 
@@ -343,6 +406,7 @@ pub async fn ws_client(
                 let n = events_in(&text);
                 received.fetch_add(n, Ordering::Relaxed);
                 stats.delays.add(at.saturating_sub(emitted), n);
+                stats.recent.add(at.saturating_sub(emitted), n);
                 stats.by_transport[1].add(at.saturating_sub(emitted), n);
                 stats.ws_events.fetch_add(n, Ordering::Relaxed);
             } else if text.contains("\"type\":\"lagged\"") {
@@ -434,14 +498,16 @@ pub async fn subscribers_counted(addrs: &[SocketAddr]) -> usize {
 
 /// The load generator, a process of its own: opens the subscribers (half SSE, half
 /// WebSocket, pairs of them on each replica in turn), says `ready` when the servers count
-/// them all, and prints its figures as JSON when told `stop` on standard input.
+/// them all (or, for a peer, when all their responses have come), then answers `count` on
+/// standard input with the events received so far, and anything else with its figures as
+/// JSON, and ends.
 pub fn run(
     addrs: &[SocketAddr],
     subscribers: usize,
     filtered: bool,
     never_read: usize,
     deflate: bool,
-    floor: bool,
+    target: Target,
 ) {
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -470,7 +536,7 @@ pub fn run(
             let stats = Arc::clone(&per_replica[replica]);
             let addr = addrs[replica];
             if i % 2 == 0 {
-                tokio::spawn(sse_client(addr, i, query, received, stats));
+                tokio::spawn(sse_client(addr, i, query, target, received, stats));
             } else {
                 tokio::spawn(ws_client(addr, i, query, deflate, received, stats));
             }
@@ -499,7 +565,7 @@ pub fn run(
                 .sum::<usize>()
         };
         while Instant::now() < deadline
-            && if floor {
+            && if target != Target::Ours {
                 connected() < subscribers
             } else {
                 subscribers_counted(addrs).await < subscribers + never_read
@@ -508,9 +574,32 @@ pub fn run(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
+    if std::env::var_os("CASPERS_LOAD_TRACE").is_some() {
+        // Each second's delays on standard error, to see when a backlog forms.
+        let stats: Vec<Arc<Stats>> = per_replica.iter().map(Arc::clone).collect();
+        rt.spawn(async move {
+            let started = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                for s in &stats {
+                    eprintln!(
+                        "trace {:.0} s: p50 {} ms, p99 {} ms",
+                        started.elapsed().as_secs_f64(),
+                        s.recent.quantile(0.5),
+                        s.recent.quantile(0.99)
+                    );
+                    s.recent.clear();
+                }
+            }
+        });
+    }
     println!("ready");
     let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
+    while std::io::stdin().read_line(&mut line).is_ok() && line.trim() == "count" {
+        let received: u64 = counters.iter().map(|c| c.1.load(Ordering::Relaxed)).sum();
+        println!("{received}");
+        line.clear();
+    }
     let reports: Vec<ReplicaReport> = per_replica
         .iter()
         .enumerate()

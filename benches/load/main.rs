@@ -23,6 +23,7 @@
 mod common;
 mod floor;
 mod generator;
+mod nchan;
 mod procs;
 
 use std::net::SocketAddr;
@@ -118,21 +119,21 @@ async fn control(addr: SocketAddr, body: &str) -> serde_json::Value {
     serde_json::from_str(json).unwrap_or_else(|_| panic!("control answer: {out}"))
 }
 
-struct Scenario {
-    subscribers: usize,
-    speed: f64,
-    seconds: u64,
-    filtered: bool,
+pub struct Scenario {
+    pub subscribers: usize,
+    pub speed: f64,
+    pub seconds: u64,
+    pub filtered: bool,
     /// Servers sharing one clock through NATS; subscribers are spread over them.
-    replicas: usize,
+    pub replicas: usize,
     /// The simulated instant the run starts at (Unix seconds).
-    at: i64,
+    pub at: i64,
     /// Server on core 0, load generator on core 1.
-    pin: bool,
+    pub pin: bool,
     /// Extra clients that subscribe to everything and never read.
-    never_read: usize,
+    pub never_read: usize,
     /// WebSocket clients offer permessage-deflate.
-    deflate: bool,
+    pub deflate: bool,
 }
 
 fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
@@ -334,6 +335,8 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
         lost,
         unannounced: lost - announced,
         cpu: server_cpu / measured,
+        cpu_seconds: server_cpu,
+        delivered,
     };
     println!(
         "  on the wire {:.0} bytes per event delivered; connect {connect_s:.1} s; server ticks {ticks:.0}, fan-out {:.1} ms on average, {:.1} ms at most",
@@ -507,7 +510,7 @@ fn main() {
             args.iter().any(|a| a == "--filtered"),
             never_read,
             args.iter().any(|a| a == "--deflate"),
-            args.iter().any(|a| a == "--floor"),
+            generator::Target::parse(&arg("--target").unwrap_or_default()),
         );
         return;
     }
@@ -572,7 +575,15 @@ fn main() {
     let rounds = arg("--rounds").map_or(3, |r| r.parse().expect("--rounds N"));
     for sc in &scenarios {
         if args.iter().any(|a| a == "--compare") {
-            compare(&ds, &dir, sc, rounds);
+            compare(
+                &ds,
+                &dir,
+                sc,
+                rounds,
+                !args.iter().any(|a| a == "--no-peer"),
+            );
+        } else if arg("--peer").as_deref() == Some("nchan") {
+            nchan::run(&ds, sc);
         } else if args.iter().any(|a| a == "--floor") {
             floor::run(&ds, sc);
         } else {
@@ -590,58 +601,95 @@ fn finish() {
     }
 }
 
-/// `--compare`: ours and the floor alternately, `rounds` times each, on the same scenario;
-/// each side's median round (by p99) and the ratios.
-fn compare(ds: &Dataset, dir: &std::path::Path, sc: &Scenario, rounds: usize) {
-    let mut ours = Vec::new();
-    let mut floor = Vec::new();
-    for round in 1..=rounds {
-        println!("-- round {round} of {rounds}: ours");
-        ours.push(run(ds, dir, sc));
-        println!("-- round {round} of {rounds}: the floor");
-        floor.push(floor::run(ds, sc));
+/// `--compare`: ours, the floor and (with `peer`) nginx + Nchan alternately, `rounds`
+/// times each, on the same scenario; each side's median round (by p99) and the ratios.
+fn compare(ds: &Dataset, dir: &std::path::Path, sc: &Scenario, rounds: usize, peer: bool) {
+    if peer {
+        nchan::check_installed();
     }
-    let median = |mut v: Vec<Summary>| {
-        v.sort_by_key(|s| s.p99);
-        v.swap_remove(v.len() / 2)
-    };
-    let (o, f) = (median(ours), median(floor));
+    let mut sides: Vec<(&str, Vec<Summary>)> =
+        vec![("ours", Vec::new()), ("the floor", Vec::new())];
+    if peer {
+        sides.push(("nginx + Nchan", Vec::new()));
+    }
+    for round in 1..=rounds {
+        for (name, runs) in &mut sides {
+            println!("-- round {round} of {rounds}: {name}");
+            runs.push(match *name {
+                "ours" => run(ds, dir, sc),
+                "the floor" => floor::run(ds, sc),
+                _ => nchan::run(ds, sc),
+            });
+        }
+    }
+    let medians: Vec<(&str, Summary)> = sides
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort_by_key(|s| s.p99);
+            (name, v.swap_remove(v.len() / 2))
+        })
+        .collect();
     println!(
-        "\n{} subscribers{}, {}x, median of {rounds} rounds (by p99):",
+        "\n{} subscribers{}, {}x{}, median of {rounds} rounds (by p99):",
         sc.subscribers,
         if sc.filtered {
             ", one location each"
         } else {
             ""
         },
-        sc.speed
+        sc.speed,
+        if sc.pin {
+            ", server on core 0, generator on core 1"
+        } else {
+            ""
+        }
     );
     println!(
-        "| server | p50 ms | p99 ms | delivered events/s | lost (unannounced) | server CPU (cores) |"
+        "| server | p50 ms | p99 ms | delivered events/s | lost (unannounced) | server CPU (cores) | CPU µs per delivered event |"
     );
-    println!("|---|---|---|---|---|---|");
-    for (name, s) in [("ours", &o), ("the floor", &f)] {
+    println!("|---|---|---|---|---|---|---|");
+    for (name, s) in &medians {
         println!(
-            "| {name} | {} | {} | {:.0} | {} ({}) | {:.2} |",
-            s.p50, s.p99, s.events_per_s, s.lost, s.unannounced, s.cpu
+            "| {name} | {} | {} | {:.0} | {} ({}) | {:.2} | {:.2} |",
+            s.p50,
+            s.p99,
+            s.events_per_s,
+            s.lost,
+            s.unannounced,
+            s.cpu,
+            s.cpu_per_event_us()
         );
     }
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-    println!(
-        "ours / floor: p50 {:.2}, p99 {:.2}, CPU {:.2}",
-        ratio(o.p50 as f64, f.p50 as f64),
-        ratio(o.p99 as f64, f.p99 as f64),
-        ratio(o.cpu, f.cpu)
-    );
+    let o = &medians[0].1;
+    for (name, s) in &medians[1..] {
+        println!(
+            "ours / {name}: p50 {:.2}, p99 {:.2}, CPU {:.2}, CPU per delivered event {:.2}",
+            ratio(o.p50 as f64, s.p50 as f64),
+            ratio(o.p99 as f64, s.p99 as f64),
+            ratio(o.cpu, s.cpu),
+            ratio(o.cpu_per_event_us(), s.cpu_per_event_us())
+        );
+    }
 }
 
 /// One run's figures, for `--compare`.
-struct Summary {
-    p50: u64,
-    p99: u64,
-    events_per_s: f64,
-    lost: i64,
-    unannounced: i64,
+pub struct Summary {
+    pub p50: u64,
+    pub p99: u64,
+    pub events_per_s: f64,
+    pub lost: i64,
+    pub unannounced: i64,
     /// Server CPU, cores.
-    cpu: f64,
+    pub cpu: f64,
+    /// Server CPU over the whole measurement, seconds, and the events delivered in it.
+    pub cpu_seconds: f64,
+    pub delivered: u64,
+}
+
+impl Summary {
+    /// Server CPU time per delivered event, µs.
+    fn cpu_per_event_us(&self) -> f64 {
+        self.cpu_seconds / self.delivered.max(1) as f64 * 1e6
+    }
 }
