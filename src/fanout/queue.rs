@@ -100,6 +100,14 @@ impl ClientQueue {
 
     /// Queues events; returns false when they did not fit and were dropped.
     pub fn push_events(&self, chunk: EventChunk) -> bool {
+        let fits = self.push_tick_events(chunk);
+        self.wake();
+        fits
+    }
+
+    /// [`Self::push_events`] without waking the writer: the hub wakes every writer once
+    /// when a tick's fan-out is done ([`super::hub::Hub::on_tick`]).
+    pub fn push_tick_events(&self, chunk: EventChunk) -> bool {
         let mut s = self.state.lock().expect("queue lock");
         if s.close.is_some() {
             return true;
@@ -111,8 +119,6 @@ impl ClientQueue {
         } else {
             s.missed += chunk.events;
         }
-        drop(s);
-        self.wake();
         fits
     }
 
@@ -137,6 +143,16 @@ impl ClientQueue {
         }
         drop(s);
         self.wake();
+    }
+
+    /// Where the first queued chunk's bytes are in memory (0 when none): streams whose
+    /// queues start with the same shared chunk are written one after another, so that it
+    /// is still in the CPU's cache (see the writers' tick pass).
+    pub fn front_address(&self) -> usize {
+        match self.state.lock().expect("queue lock").items.front() {
+            Some(Outgoing::Events(chunk)) => chunk.bytes.as_ptr() as usize,
+            _ => 0,
+        }
     }
 
     /// Bytes queued now.

@@ -58,10 +58,19 @@ struct Shared {
     /// Set from the first wake-up until the thread takes the ready list: later pushes of
     /// the same batch need no second wake-up.
     woken: AtomicBool,
+    /// A tick's events are queued for the streams: write to all of them.
+    tick: AtomicBool,
     next_token: AtomicUsize,
 }
 
 impl Shared {
+    fn wake(&self) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            // The poll's eventfd; a failure here would mean the thread is gone.
+            let _ = self.waker.wake();
+        }
+    }
+
     fn schedule(&self, conn: &Arc<Conn>) {
         if conn.scheduled.swap(true, Ordering::AcqRel) {
             return;
@@ -70,10 +79,7 @@ impl Shared {
             .lock()
             .expect("ready list")
             .push(Arc::clone(conn));
-        if !self.woken.swap(true, Ordering::AcqRel) {
-            // The poll's eventfd; a failure here would mean the thread is gone.
-            let _ = self.waker.wake();
-        }
+        self.wake();
     }
 }
 
@@ -84,9 +90,9 @@ pub struct Writers {
 }
 
 impl Writers {
-    /// Starts `n` writer threads. A socket that takes no byte for `send_timeout` is closed,
-    /// and counted in `hub`'s metrics.
-    pub fn start(n: usize, send_timeout: Duration) -> std::io::Result<Writers> {
+    /// Starts `n` writer threads, woken by `hub` after each tick's fan-out. A socket that
+    /// takes no byte for `send_timeout` is closed, and counted in `hub`'s metrics.
+    pub fn start(n: usize, send_timeout: Duration, hub: &Hub) -> std::io::Result<Writers> {
         let threads = (0..n.max(1))
             .map(|i| {
                 let poll = Poll::new()?;
@@ -95,8 +101,14 @@ impl Writers {
                     inbox: Mutex::default(),
                     ready: Mutex::default(),
                     woken: AtomicBool::new(false),
+                    tick: AtomicBool::new(false),
                     next_token: AtomicUsize::new(1),
                 });
+                let ticked = Arc::clone(&shared);
+                hub.on_tick(Box::new(move || {
+                    ticked.tick.store(true, Ordering::Release);
+                    ticked.wake();
+                }));
                 let theirs = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("stream-writer-{i}"))
@@ -278,8 +290,18 @@ impl Conn {
         if let Some(head) = st.head.take() {
             out.push_back(head);
         }
-        let mut batch: Vec<Bytes> = st.urgent.drain(..).collect();
-        let mut size: usize = batch.iter().map(Bytes::len).sum();
+        let sse = self.transport == Transport::Sse;
+        // An SSE batch goes out as one HTTP chunk: its size line's place is kept first.
+        let start = out.len();
+        if sse {
+            out.push_back(Bytes::new());
+        }
+        let (mut size, mut items) = (0, 0);
+        for bytes in st.urgent.drain(..) {
+            size += bytes.len();
+            items += 1;
+            out.push_back(bytes);
+        }
         while !st.closing && size < BATCH_BYTES {
             let bytes = match st.sub.queue.try_next() {
                 None => break,
@@ -295,11 +317,13 @@ impl Conn {
                 }
             };
             size += bytes.len();
-            batch.push(bytes);
+            items += 1;
+            out.push_back(bytes);
         }
         let closing = st.closing;
         drop(st);
-        if batch.is_empty() && out.is_empty() {
+        if items == 0 && start == 0 {
+            out.clear();
             // Closing, with everything before the close (urgent messages included) written.
             return if closing {
                 Gathered::Finished
@@ -307,21 +331,23 @@ impl Conn {
                 Gathered::Nothing
             };
         }
-        match self.transport {
-            // One HTTP chunk around the batch (the response is chunked).
-            Transport::Sse => {
-                if size > 0 {
-                    out.push_back(Bytes::from(format!("{size:x}\r\n")));
-                    out.extend(batch);
-                    out.push_back(Bytes::from_static(b"\r\n"));
-                }
-                if closing {
-                    out.push_back(Bytes::from_static(b"0\r\n\r\n"));
-                }
+        if sse {
+            if size > 0 {
+                out[start] = Bytes::from(format!("{size:x}\r\n"));
+                out.push_back(Bytes::from_static(b"\r\n"));
+            } else {
+                out.remove(start);
             }
-            Transport::WebSocket | Transport::WebSocketDeflate => out.extend(batch),
+            if closing {
+                out.push_back(Bytes::from_static(b"0\r\n\r\n"));
+            }
         }
         Gathered::More
+    }
+
+    /// See [`super::queue::ClientQueue::front_address`].
+    fn front_address(&self) -> usize {
+        self.state.lock().expect("conn").sub.queue.front_address()
     }
 
     fn keep_alive(&self) -> Bytes {
@@ -425,13 +451,13 @@ impl Active {
                     }
                 }
             }
-            let slices: Vec<IoSlice<'_>> = self
-                .pending
-                .iter()
-                .take(64)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            match (&*self.conn.stream).write_vectored(&slices) {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let mut n = 0;
+            for (slot, b) in slices.iter_mut().zip(&self.pending) {
+                *slot = IoSlice::new(b);
+                n += 1;
+            }
+            match (&*self.conn.stream).write_vectored(&slices[..n]) {
                 Ok(0) => return Pumped::Done,
                 Ok(mut n) => {
                     self.last_progress = Instant::now();
@@ -486,10 +512,34 @@ impl Active {
     }
 }
 
+/// Hashes a token (a unique integer) with one multiplication: SipHash, the map's default,
+/// was a visible part of the writer loop's own time with 10,000 streams (perf).
+#[derive(Default)]
+struct TokenHasher(u64);
+
+impl std::hash::Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // Fibonacci hashing: the high bits, which the map also uses, vary too.
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 fn run(mut poll: Poll, shared: &Shared, send_timeout: Duration) {
     let mut events = Events::with_capacity(1024);
-    let mut streams: HashMap<Token, Active> = HashMap::new();
+    let mut streams: HashMap<Token, Active, std::hash::BuildHasherDefault<TokenHasher>> =
+        HashMap::default();
     let mut touched: Vec<Token> = Vec::new();
+    let mut order: Vec<(usize, Token)> = Vec::new();
     let mut last_sweep = Instant::now();
     loop {
         let wait = SWEEP.saturating_sub(last_sweep.elapsed());
@@ -502,6 +552,7 @@ fn run(mut poll: Poll, shared: &Shared, send_timeout: Duration) {
         }
         touched.clear();
         let mut woken = false;
+        let mut all = false;
         for event in &events {
             if event.token() == WAKE {
                 woken = true;
@@ -522,6 +573,7 @@ fn run(mut poll: Poll, shared: &Shared, send_timeout: Duration) {
         if woken {
             // Cleared before the lists are taken: a push after this wakes the poll again.
             shared.woken.store(false, Ordering::Release);
+            all = shared.tick.swap(false, Ordering::AcqRel);
             for conn in shared.inbox.lock().expect("inbox").drain(..) {
                 let interest = if conn.transport == Transport::Sse {
                     Interest::WRITABLE | Interest::READABLE
@@ -574,6 +626,32 @@ fn run(mut poll: Poll, shared: &Shared, send_timeout: Duration) {
                     touched.push(*token);
                 }
             }
+        }
+        if all {
+            // After a tick: every stream in one pass, those that share a chunk one after
+            // another. In the map's order, each write copied a chunk that the copies
+            // before it had pushed out of the cache: the kernel's copy took 12.5 % of the
+            // server's samples against the floor's 4.9 % (perf, 10,000 subscribers).
+            order.clear();
+            order.extend(
+                streams
+                    .iter()
+                    .map(|(token, a)| (a.conn.front_address(), *token)),
+            );
+            order.sort_unstable();
+            touched.clear();
+            for (_, token) in &order {
+                let a = streams.get_mut(token).expect("present");
+                if let Pumped::Done = a.pump() {
+                    touched.push(*token);
+                }
+            }
+            for token in &touched {
+                let a = streams.remove(token).expect("present");
+                let _ = poll.registry().deregister(&mut SourceFd(&a.conn.fd));
+                a.conn.finish();
+            }
+            continue;
         }
         touched.sort_unstable();
         touched.dedup();

@@ -198,7 +198,7 @@ impl Server {
             tiles: opts.tiles.clone(),
             ws_deflate: opts.ws_deflate,
             cors: opts.cors_origins.clone(),
-            writers: Writers::start(opts.workers.max(1), opts.send_timeout)
+            writers: Writers::start(opts.workers.max(1), opts.send_timeout, &hub)
                 .map_err(|e| format!("cannot start the stream writers: {e}"))?,
             max_clients: opts.max_clients,
             clients: AtomicUsize::new(0),
