@@ -20,6 +20,16 @@ use crate::{Scenario, Summary};
 pub fn serve(per_tick: Vec<usize>, tick: Duration) {
     use std::io::Write;
     raise_fd_limit();
+    // Ticks count from `go` on standard input (the subscribers are connected), so that the
+    // floor's first tick carries the same events as the real server's first.
+    static GO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    std::thread::spawn(|| {
+        for line in std::io::stdin().lines() {
+            if line.is_ok_and(|l| l.trim() == "go") {
+                GO.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+    });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     println!("listening {}", listener.local_addr().unwrap());
     type Inbox = Arc<std::sync::Mutex<Vec<(std::net::TcpStream, bool)>>>;
@@ -94,6 +104,9 @@ pub fn serve(per_tick: Vec<usize>, tick: Duration) {
                     continue;
                 }
                 next_tick += tick;
+                if !GO.load(std::sync::atomic::Ordering::Acquire) {
+                    continue;
+                }
                 // The real server's events for this tick (the same instant and speed),
                 // then the last count again.
                 let n = per_tick[ticks.min(per_tick.len() - 1)];
@@ -168,6 +181,7 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
     let per_tick = per_tick.join(",");
     let mut server = this_bench(sc.pin.then_some(0))
         .args(["--floor-server", "--events-per-tick", &per_tick])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("the floor server");
@@ -193,6 +207,7 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         .expect("the generator process");
     let mut gen_out = std::io::BufReader::new(gen_child.stdout.take().unwrap()).lines();
     assert_eq!(gen_out.next().unwrap().unwrap(), "ready");
+    writeln!(server.stdin.take().unwrap(), "go").unwrap();
     let (server_cpu0, gen_cpu0) = (cpu_seconds(server.id()), cpu_seconds(gen_child.id()));
     let t = Instant::now();
     std::thread::sleep(Duration::from_secs(sc.seconds));

@@ -338,13 +338,20 @@ impl Hub {
                 Transport::Sse => &self.metrics.events_sent_sse,
                 Transport::WebSocket | Transport::WebSocketDeflate => &self.metrics.events_sent_ws,
             };
+            let mut dropped = 0;
             for m in members {
-                if m.queue.push_tick_events(chunk.clone()) {
-                    sent.fetch_add(n, Ordering::Relaxed);
-                } else {
-                    self.metrics.chunks_dropped.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.events_dropped.fetch_add(n, Ordering::Relaxed);
+                if !m.queue.push_tick_events(chunk.clone()) {
+                    dropped += 1;
                 }
+            }
+            sent.fetch_add(n * (members.len() as u64 - dropped), Ordering::Relaxed);
+            if dropped > 0 {
+                self.metrics
+                    .chunks_dropped
+                    .fetch_add(dropped, Ordering::Relaxed);
+                self.metrics
+                    .events_dropped
+                    .fetch_add(n * dropped, Ordering::Relaxed);
             }
         }
         if self.queued.load(Ordering::Relaxed) > self.queue_budget {

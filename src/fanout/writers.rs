@@ -302,23 +302,29 @@ impl Conn {
             items += 1;
             out.push_back(bytes);
         }
-        while !st.closing && size < BATCH_BYTES {
-            let bytes = match st.sub.queue.try_next() {
-                None => break,
-                Some(Outgoing::Events(chunk)) => {
-                    st.last = chunk.last.or(st.last);
-                    chunk.bytes
-                }
-                Some(Outgoing::Control(bytes)) => bytes,
-                Some(Outgoing::Lagged(missed)) => lagged_message(&self.hub, self.transport, missed),
-                Some(Outgoing::Close(reason)) => {
-                    st.closing = true;
-                    close_message(self.transport, &reason)
-                }
-            };
-            size += bytes.len();
-            items += 1;
-            out.push_back(bytes);
+        if !st.closing && size < BATCH_BYTES {
+            let ConnState {
+                sub, last, closing, ..
+            } = &mut *st;
+            sub.queue.take_batch(BATCH_BYTES - size, |item| {
+                let bytes = match item {
+                    Outgoing::Events(chunk) => {
+                        *last = chunk.last.or(*last);
+                        chunk.bytes
+                    }
+                    Outgoing::Control(bytes) => bytes,
+                    Outgoing::Lagged(missed) => lagged_message(&self.hub, self.transport, missed),
+                    Outgoing::Close(reason) => {
+                        *closing = true;
+                        close_message(self.transport, &reason)
+                    }
+                };
+                let n = bytes.len();
+                size += n;
+                items += 1;
+                out.push_back(bytes);
+                n
+            });
         }
         let closing = st.closing;
         drop(st);
@@ -432,7 +438,9 @@ impl Active {
     /// Writes until there is nothing more or the socket is full. A full socket is not
     /// tried again before its writable event clears `blocked`.
     fn pump(&mut self) -> Pumped {
-        if self.conn.state.lock().expect("conn").gone {
+        // (With nothing pending, `gather` looks at `gone` itself.)
+        if (self.blocked || !self.pending.is_empty()) && self.conn.state.lock().expect("conn").gone
+        {
             return Pumped::Done;
         }
         if self.blocked {
