@@ -574,16 +574,18 @@ pub fn run(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    if std::env::var_os("CASPERS_LOAD_TRACE").is_some() {
-        // Each second's delays on standard error, to see when a backlog forms.
+    if let Some(every) = std::env::var_os("CASPERS_LOAD_TRACE") {
+        // Each interval's delays on standard error (`CASPERS_LOAD_TRACE=MS`, 1000 if not a
+        // number), to see when a backlog forms.
+        let every = every.to_str().and_then(|v| v.parse().ok()).unwrap_or(1000);
         let stats: Vec<Arc<Stats>> = per_replica.iter().map(Arc::clone).collect();
         rt.spawn(async move {
             let started = Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(every)).await;
                 for s in &stats {
                     eprintln!(
-                        "trace {:.0} s: p50 {} ms, p99 {} ms",
+                        "trace {:.1} s: p50 {} ms, p99 {} ms",
                         started.elapsed().as_secs_f64(),
                         s.recent.quantile(0.5),
                         s.recent.quantile(0.99)

@@ -221,7 +221,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
         // Let what is queued drain (a late event is not a lost one): until every server's
         // queues are empty (60 s at most), then a second for the sockets.
         let drain = Instant::now();
-        // (Clients that never read keep their queues: those are not waited for.)
+        // (Clients that never read keep their queues: see below.)
         let limit = if sc.never_read > 0 { 0 } else { 60 };
         while drain.elapsed() < Duration::from_secs(limit) {
             let mut queued = 0.0;
@@ -242,13 +242,27 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
             metrics,
         )
     });
+    let mut stdin = gen_child.stdin.take().unwrap();
+    if sc.never_read > 0 {
+        // Their queues never empty: wait instead until what the readers received stands
+        // still for a second (60 s at most).
+        let (drain, mut last) = (Instant::now(), u64::MAX);
+        while drain.elapsed() < Duration::from_secs(60) {
+            writeln!(stdin, "count").unwrap();
+            let now: u64 = gen_out.next().unwrap().unwrap().trim().parse().unwrap();
+            if now == last {
+                break;
+            }
+            last = now;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
     let measured = t_measure.elapsed().as_secs_f64();
     let server_cpu = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - server_cpu0;
     let gen_cpu = cpu_seconds(gen_pid) - gen_cpu0;
     let rss_busy = rss_mb(pids[0]);
     sampling.store(false, Ordering::Relaxed);
     let rss_peak = peak.join().unwrap_or(f64::NAN);
-    let mut stdin = gen_child.stdin.take().unwrap();
     writeln!(stdin, "stop").unwrap();
     let reports: Vec<ReplicaReport> =
         serde_json::from_str(&gen_out.next().unwrap().unwrap()).expect("generator figures");
