@@ -157,6 +157,56 @@ fn a_paused_clock_comes_back_paused_where_it_was() {
     assert_eq!(clock["speed"], 60.0);
 }
 
+/// A resume asks the state file for a tick ahead in the save it answers after, as every
+/// tick does: the first tick after it has room to send. (Else that tick sent nothing and the
+/// next one two ticks' events at once, the slowest tick of a run.)
+#[test]
+fn a_resume_saves_a_tick_ahead_before_it_is_answered() {
+    let dir = common::scratch_dir("service_resume_ahead");
+    let state = dir.join("clock.json");
+    // Ticks of 2 s: one passes while paused (it asks the file for a tick ahead at the old
+    // speed), and hardly ever one between the answer and the reading of the file.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
+    cmd.arg("serve").arg("--dataset").arg(&dataset().0);
+    cmd.arg("--state").arg(&state);
+    cmd.args([
+        "--fresh",
+        "--paused",
+        "--start-day",
+        "1",
+        "--tick-ms",
+        "2000",
+    ]);
+    cmd.args([
+        "--bind",
+        "127.0.0.1:0",
+        "--control-token",
+        common::live::TOKEN,
+    ]);
+    let a = LiveServer::spawn(cmd);
+    let at = DAY1 + 5 * 3600;
+    a.control(&format!(
+        "{{\"seek\": {at}, \"paused\": true, \"speed\": 60}}"
+    ));
+    std::thread::sleep(Duration::from_millis(2500));
+    let resumed = a.control("{\"speed\": 600, \"paused\": false}");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let end = saved["runs"].as_array().unwrap().last().unwrap()[1]
+        .as_f64()
+        .unwrap();
+    // A tick is 2 s here, 1,200 simulated seconds at 600x.
+    assert!(
+        end >= sim(&resumed) + 1200.0,
+        "the file allows the clock up to {end}; it resumed at {}",
+        sim(&resumed)
+    );
+    assert!(
+        end <= sim(&resumed) + 1200.0 + 3.0,
+        "{end}: more than a tick ahead of {}",
+        sim(&resumed)
+    );
+}
+
 /// Runs `serve` expecting it to refuse to start; returns its stderr.
 fn refused(state: &Path, dataset_dir: &Path) -> String {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_caspers-replay"))

@@ -350,6 +350,7 @@ impl ClockTask {
             self.clock.speed = next.clock.speed;
         } else {
             self.clock = next.clock;
+            self.requested_end = self.requested_end.max(next.run_end());
         }
         let reason = next.reason.clone();
         self.record = next;
@@ -406,6 +407,18 @@ impl ClockTask {
             last.1 = self.requested_end.max(self.cursor);
         }
         edit(&mut next, commands, now, self.cursor);
+        if !next.clock.paused {
+            // The same save asks for a tick ahead, as every tick does: else the first tick
+            // after a resume may emit nothing (the file not yet there) and the next one two
+            // ticks' events at once, the slowest tick of a run (the load bench's p99).
+            let lead = (next.clock.speed * self.tick.as_secs_f64()).ceil() as i64 + 1;
+            let wanted = self
+                .timeline
+                .clamp(next.clock.sim_at(now).floor() as i64 + 1);
+            if let Some(last) = next.runs.last_mut() {
+                last.1 = last.1.max(self.timeline.clamp(wanted + lead));
+            }
+        }
         let Store::File(file) = &self.store else {
             unreachable!("a file store")
         };
