@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use caspers_replay::dataset::Dataset;
 use caspers_replay::timeline::Timeline;
 
-use crate::generator::{ReplicaReport, now_ms};
+use crate::generator::{GeneratorProcess, now_ms};
 use crate::procs::{cpu_seconds, raise_fd_limit, rss_mb, this_bench};
 use crate::{Scenario, Summary};
 
@@ -192,33 +192,20 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         .unwrap()
         .trim_start_matches("listening ")
         .to_string();
-    let mut gen_child = this_bench(sc.pin.then_some(1))
-        .args([
-            "--generator",
-            &addr,
-            "--subscribers",
-            &sc.subscribers.to_string(),
-            "--target",
-            "floor",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the generator process");
-    let mut gen_out = std::io::BufReader::new(gen_child.stdout.take().unwrap()).lines();
-    assert_eq!(gen_out.next().unwrap().unwrap(), "ready");
+    let subscribers = sc.subscribers.to_string();
+    let generator = GeneratorProcess::start(
+        &[&addr, "--subscribers", &subscribers, "--target", "floor"],
+        sc.pin.then_some(1),
+    );
     writeln!(server.stdin.take().unwrap(), "go").unwrap();
-    let (server_cpu0, gen_cpu0) = (cpu_seconds(server.id()), cpu_seconds(gen_child.id()));
+    let (server_cpu0, gen_cpu0) = (cpu_seconds(server.id()), cpu_seconds(generator.id()));
     let t = Instant::now();
     std::thread::sleep(Duration::from_secs(sc.seconds));
     let wall = t.elapsed().as_secs_f64();
     let server_cpu = cpu_seconds(server.id()) - server_cpu0;
-    let gen_cpu = cpu_seconds(gen_child.id()) - gen_cpu0;
+    let gen_cpu = cpu_seconds(generator.id()) - gen_cpu0;
     let rss = rss_mb(server.id());
-    writeln!(gen_child.stdin.take().unwrap(), "stop").unwrap();
-    let reports: Vec<ReplicaReport> =
-        serde_json::from_str(&gen_out.next().unwrap().unwrap()).expect("generator figures");
-    let _ = gen_child.wait();
+    let reports = generator.stop();
     let _ = server.kill();
     let _ = server.wait();
     let r = &reports[0];

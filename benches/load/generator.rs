@@ -627,3 +627,68 @@ pub fn run(
     drop(stuck);
     rt.shutdown_timeout(Duration::from_millis(100));
 }
+
+/// The generator as a process of its own, driven over its standard input and output.
+pub struct GeneratorProcess {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl GeneratorProcess {
+    /// Starts this bench as the generator with `args` (on `core` if given) and waits until
+    /// it says its subscribers are all connected.
+    pub fn start(args: &[&str], core: Option<usize>) -> GeneratorProcess {
+        use std::io::BufRead;
+        let mut child = crate::procs::this_bench(core)
+            .arg("--generator")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the generator process");
+        let input = child.stdin.take().unwrap();
+        let mut output = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(output.next().unwrap().unwrap(), "ready");
+        GeneratorProcess {
+            child,
+            input,
+            output,
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Events its subscribers have received so far.
+    pub fn received(&mut self) -> u64 {
+        use std::io::Write;
+        writeln!(self.input, "count").unwrap();
+        let line = self.output.next().unwrap().unwrap();
+        line.trim().parse().expect("the generator's count")
+    }
+
+    /// Waits until what the subscribers receive stands still for a second (60 s at most):
+    /// what was on its way has arrived.
+    pub fn wait_until_still(&mut self) {
+        let (started, mut last) = (Instant::now(), u64::MAX);
+        while started.elapsed() < Duration::from_secs(60) {
+            let now = self.received();
+            if now == last {
+                return;
+            }
+            last = now;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Ends it; its figures per server.
+    pub fn stop(mut self) -> Vec<ReplicaReport> {
+        use std::io::Write;
+        writeln!(self.input, "stop").unwrap();
+        let line = self.output.next().unwrap().unwrap();
+        let _ = self.child.wait();
+        serde_json::from_str(&line).expect("the generator's figures")
+    }
+}

@@ -37,8 +37,8 @@ use caspers_replay::timeline::Timeline;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use generator::{ReplicaReport, subscribers_counted};
-use procs::{cpu_seconds, raise_fd_limit, rss_mb, this_bench};
+use generator::{GeneratorProcess, ReplicaReport, subscribers_counted};
+use procs::{cpu_seconds, raise_fd_limit, rss_mb};
 
 const TOKEN: &str = "load-test-token";
 
@@ -105,6 +105,20 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// A runtime for the bench's own requests to the server at `addr`, whose clock it has
+/// sought to `at` and paused.
+fn paused_at(addr: SocketAddr, at: i64) -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(control(
+        addr,
+        &format!("{{\"seek\": {at}, \"paused\": true}}"),
+    ));
+    rt
+}
+
 async fn control(addr: SocketAddr, body: &str) -> serde_json::Value {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!(
@@ -137,7 +151,6 @@ pub struct Scenario {
 }
 
 fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
-    use std::io::{BufRead, Write};
     let nats = (sc.replicas > 1).then(start_nats);
     let url = nats.as_ref().map(|n| n.1.clone());
     let mut servers: Vec<(Child, SocketAddr)> = (0..sc.replicas.max(1))
@@ -153,41 +166,24 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
     let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.1).collect();
     let addr = addrs[0];
     let pids: Vec<u32> = servers.iter().map(|s| s.0.id()).collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(control(
-        addr,
-        &format!("{{\"seek\": {}, \"paused\": true}}", sc.at),
-    ));
+    let rt = paused_at(addr, sc.at);
     std::thread::sleep(Duration::from_millis(300));
     let rss_empty = rss_mb(pids[0]);
 
     // The generator: this bench binary again, in a process of its own.
     let joined: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    let mut cmd = this_bench(sc.pin.then_some(1));
-    cmd.args([
-        "--generator",
-        &joined.join(","),
-        "--subscribers",
-        &sc.subscribers.to_string(),
-    ]);
+    let joined = joined.join(",");
+    let subscribers = sc.subscribers.to_string();
+    let mut args = vec![joined.as_str(), "--subscribers", &subscribers];
     if sc.filtered {
-        cmd.arg("--filtered");
+        args.push("--filtered");
     }
     if sc.deflate {
-        cmd.arg("--deflate");
+        args.push("--deflate");
     }
-    let mut gen_child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the generator process");
-    let gen_pid = gen_child.id();
-    let mut gen_out = std::io::BufReader::new(gen_child.stdout.take().unwrap()).lines();
     let t_connect = Instant::now();
-    assert_eq!(gen_out.next().unwrap().unwrap(), "ready");
+    let mut generator = GeneratorProcess::start(&args, sc.pin.then_some(1));
+    let gen_pid = generator.id();
     let connect_s = t_connect.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_mb(pids[0]);
@@ -242,20 +238,10 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
             metrics,
         )
     });
-    let mut stdin = gen_child.stdin.take().unwrap();
     if sc.never_read > 0 {
         // Their queues never empty: wait instead until what the readers received stands
-        // still for a second (60 s at most).
-        let (drain, mut last) = (Instant::now(), u64::MAX);
-        while drain.elapsed() < Duration::from_secs(60) {
-            writeln!(stdin, "count").unwrap();
-            let now: u64 = gen_out.next().unwrap().unwrap().trim().parse().unwrap();
-            if now == last {
-                break;
-            }
-            last = now;
-            std::thread::sleep(Duration::from_secs(1));
-        }
+        // still.
+        generator.wait_until_still();
     }
     let measured = t_measure.elapsed().as_secs_f64();
     let server_cpu = pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>() - server_cpu0;
@@ -263,10 +249,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
     let rss_busy = rss_mb(pids[0]);
     sampling.store(false, Ordering::Relaxed);
     let rss_peak = peak.join().unwrap_or(f64::NAN);
-    writeln!(stdin, "stop").unwrap();
-    let reports: Vec<ReplicaReport> =
-        serde_json::from_str(&gen_out.next().unwrap().unwrap()).expect("generator figures");
-    let _ = gen_child.wait();
+    let reports = generator.stop();
 
     let value = |name: &str| metric_value(&metrics, name);
     let ticks = value("caspers_ticks_total ");
@@ -415,7 +398,6 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
 /// sockets (a writer on readiness spends nothing on them) and how long until the send
 /// timeout has closed them all.
 fn run_stalled(dir: &std::path::Path, n: usize, send_timeout: f64, at: i64) {
-    use std::io::{BufRead, Write};
     let timeout = send_timeout.to_string();
     let (mut server, addr) = common::start_server(
         dir,
@@ -429,29 +411,18 @@ fn run_stalled(dir: &std::path::Path, n: usize, send_timeout: f64, at: i64) {
             &timeout,
         ],
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(control(
-        addr,
-        &format!("{{\"seek\": {at}, \"paused\": true}}"),
-    ));
-    let mut gen_child = this_bench(None)
-        .args([
-            "--generator",
-            &addr.to_string(),
+    let rt = paused_at(addr, at);
+    let (addr_text, never_read) = (addr.to_string(), n.to_string());
+    let generator = GeneratorProcess::start(
+        &[
+            &addr_text,
             "--subscribers",
             "0",
             "--never-read",
-            &n.to_string(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the generator process");
-    let mut gen_out = std::io::BufReader::new(gen_child.stdout.take().unwrap()).lines();
-    assert_eq!(gen_out.next().unwrap().unwrap(), "ready");
+            &never_read,
+        ],
+        None,
+    );
     let run_s = 2.0f64.min(send_timeout / 2.0);
     rt.block_on(async {
         control(addr, "{\"speed\": 86400, \"paused\": false}").await;
@@ -480,9 +451,7 @@ fn run_stalled(dir: &std::path::Path, n: usize, send_timeout: f64, at: i64) {
     std::thread::sleep(Duration::from_secs(3));
     let cpu_after = (cpu_seconds(server.id()) - cpu1) / 3.0;
     let metrics = rt.block_on(get_metrics(addr));
-    writeln!(gen_child.stdin.take().unwrap(), "stop").unwrap();
-    let _ = gen_out.next();
-    let _ = gen_child.wait();
+    generator.stop();
     let _ = server.kill();
     let _ = server.wait();
     println!(

@@ -22,8 +22,8 @@ use caspers_replay::dataset::Dataset;
 use caspers_replay::events::expand_event;
 use caspers_replay::timeline::{Position, Timeline};
 
-use crate::generator::{ReplicaReport, Target, now_ms};
-use crate::procs::{cpu_seconds, rss_mb, this_bench};
+use crate::generator::{GeneratorProcess, Target, now_ms};
+use crate::procs::{cpu_seconds, rss_mb};
 use crate::{Scenario, Summary};
 
 const MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
@@ -344,28 +344,18 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
     let channels = channels(ds, sc, ticks, (sc.speed / 10.0) as i64);
     let nginx = Nginx::start(sc);
 
-    let mut gen_child = this_bench(sc.pin.then_some(1))
-        .args([
-            "--generator",
-            &nginx.addr.to_string(),
-            "--subscribers",
-            &sc.subscribers.to_string(),
-            "--target",
-            Target::Nchan.name(),
-        ])
-        .args(sc.filtered.then_some("--filtered"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the generator process");
-    let mut gen_in = gen_child.stdin.take().unwrap();
-    let mut gen_out = std::io::BufReader::new(gen_child.stdout.take().unwrap()).lines();
-    assert_eq!(gen_out.next().unwrap().unwrap(), "ready");
+    let (addr, subscribers) = (nginx.addr.to_string(), sc.subscribers.to_string());
+    let mut args = vec![addr.as_str(), "--subscribers", &subscribers];
+    args.extend(["--target", Target::Nchan.name()]);
+    if sc.filtered {
+        args.push("--filtered");
+    }
+    let mut generator = GeneratorProcess::start(&args, sc.pin.then_some(1));
     std::thread::sleep(Duration::from_millis(500));
 
     let pids = processes(nginx.child.id());
     let cpu = || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
-    let (server_cpu0, gen_cpu0) = (cpu(), cpu_seconds(gen_child.id()));
+    let (server_cpu0, gen_cpu0) = (cpu(), cpu_seconds(generator.id()));
     let mut publisher = Publisher::connect(nginx.addr, channels.len());
     let mut published = [0u64; 256];
     let start = Instant::now();
@@ -392,26 +382,13 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         }
     }
     let wall = start.elapsed().as_secs_f64();
-    // Let what is on its way arrive: until the count stands still for a second (60 s at most).
-    let mut last = u64::MAX;
-    let drain = Instant::now();
-    while drain.elapsed() < Duration::from_secs(60) {
-        writeln!(gen_in, "count").unwrap();
-        let now: u64 = gen_out.next().unwrap().unwrap().trim().parse().unwrap();
-        if now == last {
-            break;
-        }
-        last = now;
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    // Let what is on its way arrive.
+    generator.wait_until_still();
     let measured = start.elapsed().as_secs_f64();
     let server_cpu = cpu() - server_cpu0;
-    let gen_cpu = cpu_seconds(gen_child.id()) - gen_cpu0;
+    let gen_cpu = cpu_seconds(generator.id()) - gen_cpu0;
     let rss: f64 = pids.iter().map(|&p| rss_mb(p)).sum();
-    writeln!(gen_in, "stop").unwrap();
-    let reports: Vec<ReplicaReport> =
-        serde_json::from_str(&gen_out.next().unwrap().unwrap()).expect("generator figures");
-    let _ = gen_child.wait();
+    let reports = generator.stop();
     drop(nginx);
 
     let r = &reports[0];
