@@ -166,24 +166,7 @@ fn a_resume_saves_a_tick_ahead_before_it_is_answered() {
     let state = dir.join("clock.json");
     // Ticks of 2 s: one passes while paused (it asks the file for a tick ahead at the old
     // speed), and hardly ever one between the answer and the reading of the file.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
-    cmd.arg("serve").arg("--dataset").arg(&dataset().0);
-    cmd.arg("--state").arg(&state);
-    cmd.args([
-        "--fresh",
-        "--paused",
-        "--start-day",
-        "1",
-        "--tick-ms",
-        "2000",
-    ]);
-    cmd.args([
-        "--bind",
-        "127.0.0.1:0",
-        "--control-token",
-        common::live::TOKEN,
-    ]);
-    let a = LiveServer::spawn(cmd);
+    let a = start(&state, &["--fresh", "--paused", "--tick-ms", "2000"]);
     let at = DAY1 + 5 * 3600;
     a.control(&format!(
         "{{\"seek\": {at}, \"paused\": true, \"speed\": 60}}"

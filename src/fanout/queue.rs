@@ -145,16 +145,6 @@ impl ClientQueue {
         self.wake();
     }
 
-    /// Where the first queued chunk's bytes are in memory (0 when none): streams whose
-    /// queues start with the same shared chunk are written one after another, so that it
-    /// is still in the CPU's cache (see the writers' tick pass).
-    pub fn front_address(&self) -> usize {
-        match self.state.lock().expect("queue lock").items.front() {
-            Some(Outgoing::Events(chunk)) => chunk.bytes.as_ptr() as usize,
-            _ => 0,
-        }
-    }
-
     /// Bytes queued now.
     pub fn queued_bytes(&self) -> usize {
         self.state.lock().expect("queue lock").bytes
@@ -207,7 +197,9 @@ impl ClientQueue {
     }
 
     /// The next thing to write, if any. A pending lag notice comes before the events
-    /// queued after the drop; a close comes after everything queued.
+    /// queued after the drop; a close comes after everything queued. (The writers take
+    /// batches: [`Self::take_batch`].)
+    #[cfg(test)]
     pub fn try_next(&self) -> Option<Outgoing> {
         let mut s = self.state.lock().expect("queue lock");
         self.take(&mut s)

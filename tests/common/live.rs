@@ -42,8 +42,12 @@ impl LiveServer {
         if !extra.iter().any(|a| *a == "--state" || *a == "--nats") {
             cmd.arg("--fresh").arg("--state").arg(&own_state);
         }
-        cmd.args(["--bind", bind, "--control-token", TOKEN, "--tick-ms", "20"])
-            .args(extra);
+        cmd.args(["--bind", bind, "--control-token", TOKEN]);
+        // Short ticks, unless the test names its own.
+        if !extra.contains(&"--tick-ms") {
+            cmd.args(["--tick-ms", "20"]);
+        }
+        cmd.args(extra);
         Self::spawn(cmd)
     }
 
