@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
+use caspers_replay::clock::shared::NatsServer;
 use caspers_replay::clock::start::ClockOptions;
 use caspers_replay::dataset::{self, Dataset, generate::GenerateOptions};
 use caspers_replay::http::{ClockOrigin, CorsOrigins, ServeOptions, Server, check_origin};
@@ -127,10 +128,15 @@ struct ServeArgs {
     /// Start with the clock paused (over a saved clock that was not started paused: pause it).
     #[arg(long, env = "CASPERS_PAUSED")]
     paused: bool,
-    /// The presenter's token for changing the clock (generated and printed when not given).
-    /// Prefer --control-token-file or the environment: a flag shows in `ps`.
+    /// The presenter's token for changing the clock (generated and printed when not given;
+    /// surrounding blanks are not part of it; an empty one is refused). Prefer
+    /// --control-token-file or the environment: a flag shows in `ps`.
     #[arg(long, env = "CASPERS_CONTROL_TOKEN", hide_env_values = true)]
     control_token: Option<String>,
+    /// Print the presenter's URL with its token at start even when the token came from a
+    /// file or the environment (by default only a generated or a flag's token is printed).
+    #[arg(long, env = "CASPERS_PRINT_PRESENTER_URL")]
+    print_presenter_url: bool,
     /// Read the presenter's token from this file (e.g. a secret an orchestrator mounts);
     /// its first line, without surrounding blanks.
     #[arg(
@@ -165,9 +171,14 @@ struct ServeArgs {
     #[arg(long, env = "CASPERS_FRESH")]
     fresh: bool,
     /// Share the clock with other replicas through NATS JetStream at this URL
-    /// (e.g. nats://127.0.0.1:4222; nats-server must run with -js).
-    #[arg(long, value_name = "URL", env = "CASPERS_NATS")]
+    /// (e.g. nats://127.0.0.1:4222; nats-server must run with -js). Credentials go in the
+    /// URL (nats://USER:PASSWORD@host:4222 or nats://TOKEN@host:4222, percent-encoded) and
+    /// are never printed; prefer the environment to a flag, which shows in `ps`.
+    #[arg(long, value_name = "URL", env = "CASPERS_NATS", hide_env_values = true)]
     nats: Option<String>,
+    /// A NATS credentials file (user JWT and NKey seed) to authenticate with.
+    #[arg(long, value_name = "FILE", env = "CASPERS_NATS_CREDS", requires = "nats")]
+    nats_creds: Option<PathBuf>,
     /// Also publish every event to JetStream as SUBJECT_PREFIX.<location_id>.<event_type>
     /// (needs --nats).
     #[arg(long, value_name = "SUBJECT_PREFIX", env = "CASPERS_PUBLISH_NATS")]
@@ -231,7 +242,17 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .format_target(false)
         .init();
-    match run(Cli::parse()) {
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Whether the presenter's token came from the environment (it is not printed then).
+    let token_from_env = matches
+        .subcommand_matches("serve")
+        .and_then(|m| m.value_source("control_token"))
+        == Some(clap::parser::ValueSource::EnvVariable);
+    match run(cli, token_from_env) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -240,7 +261,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, token_from_env: bool) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Generate { out, days, seed }) => generate(&out, days, seed),
         Some(Command::Inspect { dataset }) => inspect(&dataset),
@@ -322,8 +343,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::Write::flush(&mut out)?;
             Ok(())
         }
-        Some(Command::Serve(args)) => serve(args),
-        None => serve(ServeArgs::defaults()),
+        Some(Command::Serve(args)) => serve(args, token_from_env),
+        None => serve(ServeArgs::defaults(), false),
     }
 }
 
@@ -361,7 +382,7 @@ impl ServeArgs {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+fn serve(args: ServeArgs, token_from_env: bool) -> anyhow::Result<()> {
     let dir = &args.dataset;
     if dir == Path::new(dataset::DEFAULT_DIR) && !dir.join(dataset::EVENTS_FILE).is_file() {
         log::info!(
@@ -380,11 +401,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             caspers_replay::clock::actor::MAX_SPEED
         );
     }
-    let token = match (&args.control_token, &args.control_token_file) {
-        (_, Some(file)) => read_token_file(file)?,
-        (Some(token), None) => token.clone(),
-        (None, None) => random_token(),
-    };
+    let (token, token_origin) = presenter_token(&args, token_from_env)?;
     let opts = ServeOptions {
         bind: args.bind.clone(),
         clock: ClockOptions {
@@ -410,7 +427,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| caspers_replay::clock::state_file::default_path(dir)),
         fresh: args.fresh,
-        nats: args.nats.clone(),
+        nats: args
+            .nats
+            .as_deref()
+            .map(|url| NatsServer::parse(url, args.nats_creds.as_deref()))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         publish_nats: args.publish_nats.clone(),
         ws_deflate: !args.no_ws_deflate,
         tiles: args
@@ -429,7 +451,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 "continuing the clock saved in {} (--fresh starts over)",
                 opts.state_file.display()
             ),
-            (ClockOrigin::Joined, Some(url)) => format!("joining the replicas' clock in NATS at {url}"),
+            (ClockOrigin::Joined, Some(nats)) => {
+                format!("joining the replicas' clock in NATS at {}", nats.url)
+            }
             _ => {
                 let o = opts.clock.effective();
                 format!("from day {} at {}x", o.start_day, o.speed)
@@ -443,7 +467,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "serving {events} events (loaded in {:.2} s) on http://{addr}/ {clock}",
             started.elapsed().as_secs_f64(),
         );
-        println!("presenter: http://{addr}/?token={token}");
+        match token_origin {
+            Some(origin) if !args.print_presenter_url => println!(
+                "presenter: http://{addr}/?token=… (the token from {origin}; \
+                 --print-presenter-url prints it here)"
+            ),
+            _ => println!("presenter: http://{addr}/?token={token}"),
+        }
         println!("streams: http://{addr}/v1/events (SSE), ws://{addr}/v1/ws; clock: http://{addr}/v1/clock");
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -486,6 +516,45 @@ fn parse_speed(text: &str) -> Result<f64, String> {
             "'{text}' is not a speed (a number above 0, e.g. 1, 60, 3600)"
         )),
     }
+}
+
+/// The presenter's token, trimmed (the server trims what a request presents the same
+/// way), and where it came from when that was a file or the environment: such a token is
+/// a secret kept elsewhere, so it is not printed. An empty token is refused: it would let
+/// anyone change the clock.
+fn presenter_token(
+    args: &ServeArgs,
+    from_env: bool,
+) -> anyhow::Result<(String, Option<String>)> {
+    if let Some(file) = &args.control_token_file {
+        return Ok((read_token_file(file)?, Some(file.display().to_string())));
+    }
+    let Some(given) = &args.control_token else {
+        // clap takes an empty variable for an unset one: an operator who set it empty
+        // meant to give a token, and must not get a generated one silently.
+        if std::env::var_os("CASPERS_CONTROL_TOKEN").is_some_and(|v| v.is_empty()) {
+            anyhow::bail!(
+                "CASPERS_CONTROL_TOKEN is set but empty: set it to the presenter's token, or \
+                 unset it to have one generated"
+            );
+        }
+        return Ok((random_token(), None));
+    };
+    let token = given.trim();
+    if token.is_empty() {
+        if from_env {
+            anyhow::bail!(
+                "CASPERS_CONTROL_TOKEN is empty: set it to the presenter's token, or unset it \
+                 to have one generated"
+            );
+        }
+        anyhow::bail!(
+            "--control-token is empty: give the presenter's token, or leave the option out \
+             to have one generated"
+        );
+    }
+    let origin = from_env.then(|| "CASPERS_CONTROL_TOKEN".to_string());
+    Ok((token.to_string(), origin))
 }
 
 /// The presenter's token from `--control-token-file`: its first line, trimmed.

@@ -38,17 +38,115 @@ pub struct SharedClock {
     looping: bool,
 }
 
-/// Connects to NATS at `url` (reconnecting by itself whenever the connection drops).
-pub async fn connect(url: &str) -> Result<async_nats::Client, String> {
-    let options = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((attempts as u64 * 100).clamp(100, 1000))
-        });
-    tokio::time::timeout(Duration::from_secs(10), options.connect(url))
-        .await
-        .map_err(|_| format!("NATS at {url} did not answer within 10 s"))?
-        .map_err(|e| format!("cannot connect to NATS at {url}: {e}"))
+/// A NATS server as `--nats` gives it, split into where to connect and how to
+/// authenticate: credentials in the URL (`nats://USER:PASSWORD@host` or
+/// `nats://TOKEN@host`, percent-encoded) are taken out of it, so that no log line, error
+/// or `/healthz` answer, which all name the server by `url`, can show them.
+#[derive(Clone)]
+pub struct NatsServer {
+    /// The URL without credentials.
+    pub url: String,
+    auth: NatsAuth,
+}
+
+#[derive(Clone)]
+enum NatsAuth {
+    None,
+    UserPassword(String, String),
+    Token(String),
+    /// A NATS credentials file (a user JWT and its NKey seed).
+    CredsFile(std::path::PathBuf),
+}
+
+impl std::fmt::Debug for NatsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match &self.auth {
+            NatsAuth::None => "none",
+            NatsAuth::UserPassword(..) => "user and password",
+            NatsAuth::Token(_) => "token",
+            NatsAuth::CredsFile(_) => "credentials file",
+        };
+        write!(f, "{} (authentication: {auth})", self.url)
+    }
+}
+
+impl NatsServer {
+    /// Reads `--nats URL` and `--nats-creds FILE`.
+    pub fn parse(text: &str, creds: Option<&std::path::Path>) -> Result<NatsServer, String> {
+        let addr: async_nats::ServerAddr = text.parse().map_err(|e| {
+            format!("--nats: not a NATS URL ({e}); expected e.g. nats://127.0.0.1:4222")
+        })?;
+        let decode = |part: &str| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| "--nats: the credentials in the URL are not UTF-8".to_string())
+        };
+        let in_url = match (addr.username(), addr.password()) {
+            (Some(user), Some(password)) => {
+                NatsAuth::UserPassword(decode(user)?, decode(password)?)
+            }
+            (Some(token), None) => NatsAuth::Token(decode(token)?),
+            _ => NatsAuth::None,
+        };
+        let auth = match (in_url, creds) {
+            (NatsAuth::None, Some(file)) => NatsAuth::CredsFile(file.to_path_buf()),
+            (auth, None) => auth,
+            (_, Some(_)) => {
+                return Err(
+                    "--nats-creds and credentials in the --nats URL: give one of them".into(),
+                );
+            }
+        };
+        let mut url = addr.into_inner();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Ok(NatsServer {
+            url: url.as_str().trim_end_matches('/').to_string(),
+            auth,
+        })
+    }
+
+    /// Connects (reconnecting by itself whenever the connection drops).
+    pub async fn connect(&self) -> Result<async_nats::Client, String> {
+        let url = &self.url;
+        let mut options = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((attempts as u64 * 100).clamp(100, 1000))
+            });
+        options = match &self.auth {
+            NatsAuth::None => options,
+            NatsAuth::UserPassword(user, password) => {
+                options.user_and_password(user.clone(), password.clone())
+            }
+            NatsAuth::Token(token) => options.token(token.clone()),
+            NatsAuth::CredsFile(file) => options.credentials_file(file).await.map_err(|e| {
+                format!(
+                    "--nats-creds {}: not a NATS credentials file ({e}); give the .creds \
+                     file of a NATS user (nsc generate creds)",
+                    file.display()
+                )
+            })?,
+        };
+        let client = tokio::time::timeout(Duration::from_secs(10), options.connect(url.as_str()))
+            .await
+            .map_err(|_| format!("NATS at {url} did not answer within 10 s"))?;
+        client.map_err(|e| {
+            let hint = match e.kind() {
+                async_nats::ConnectErrorKind::AuthorizationViolation
+                | async_nats::ConnectErrorKind::Authentication => match self.auth {
+                    NatsAuth::None => {
+                        "; it needs authentication: put USER:PASSWORD@ or TOKEN@ in the \
+                         URL, or give --nats-creds FILE"
+                    }
+                    _ => "; check the credentials given with --nats or --nats-creds",
+                },
+                _ => "",
+            };
+            format!("cannot connect to NATS at {url}: {e}{hint}")
+        })
+    }
 }
 
 impl SharedClock {

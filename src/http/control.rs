@@ -29,11 +29,14 @@ pub async fn get_clock(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.clock.state())
 }
 
-/// The token a request carries: `Authorization: Bearer T`, `X-Control-Token: T` or
-/// `?token=T`.
+/// The token a request carries: `Authorization: Bearer T` (the scheme in any case, as
+/// RFC 9110 §11.1 has it), `X-Control-Token: T` or `?token=T`; trimmed as the server's own
+/// token is at start.
 fn presented_token(req: &HttpRequest) -> Option<String> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(t) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
+    if let Some((scheme, t)) = header("authorization").and_then(|v| v.trim().split_once(' '))
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
         return Some(t.trim().to_string());
     }
     if let Some(t) = header("x-control-token") {
@@ -41,7 +44,7 @@ fn presented_token(req: &HttpRequest) -> Option<String> {
     }
     web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
         .ok()
-        .and_then(|q| q.get("token").cloned())
+        .and_then(|q| q.get("token").map(|t| t.trim().to_string()))
 }
 
 /// Compares without stopping at the first difference.
@@ -73,7 +76,7 @@ pub async fn post_clock(
         }
     }
     match presented_token(&req) {
-        Some(t) if same_token(&t, &state.token) => {}
+        Some(t) if !t.is_empty() && same_token(&t, &state.token) => {}
         Some(_) => {
             return HttpResponse::Forbidden()
                 .json(serde_json::json!({"error": "wrong presenter token"}));

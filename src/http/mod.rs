@@ -45,8 +45,8 @@ pub struct ServeOptions {
     pub state_file: std::path::PathBuf,
     /// Ignore a saved clock and start over.
     pub fresh: bool,
-    /// NATS URL: share the clock with the other replicas there.
-    pub nats: Option<String>,
+    /// The NATS server to share the clock with the other replicas through.
+    pub nats: Option<shared::NatsServer>,
     /// Publish every event to JetStream under this subject prefix.
     pub publish_nats: Option<String>,
     /// Compress WebSocket messages for clients that offer permessage-deflate.
@@ -133,14 +133,15 @@ impl Server {
         let now = crate::time::now_unix_f64();
         // A start day out of range matters only if a new clock is made from it.
         let new_clock = opts.clock.new_clock(&ds, opts.looping, now);
-        let client = match opts.nats.as_deref() {
-            Some(url) => Some(shared::connect(url).await?),
+        let client = match &opts.nats {
+            Some(server) => Some(server.connect().await?),
             None => None,
         };
         let mut notes = Vec::new();
         let mut changes = Vec::new();
         let (store, record, revision, origin) = match (&opts.nats, &client) {
-            (Some(url), Some(client)) => {
+            (Some(nats), Some(client)) => {
+                let url = &nats.url;
                 let new_clock = new_clock?;
                 let (clock, record, revision) =
                     SharedClock::open(client.clone(), url, &ds, opts.looping, new_clock.clone())
