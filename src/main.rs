@@ -146,9 +146,23 @@ struct ServeArgs {
         conflicts_with = "control_token"
     )]
     control_token_file: Option<PathBuf>,
-    /// Streams served at once; more get 503.
-    #[arg(long, default_value_t = 20_000, env = "CASPERS_MAX_CLIENTS")]
+    /// Streams served at once; more get 503. Lowered at start, and said so, when the
+    /// open-files limit cannot hold them.
+    #[arg(long, default_value_t = 10_000, env = "CASPERS_MAX_CLIENTS")]
     max_clients: usize,
+    /// Streams served at once to one client address; more get 429 (0: no limit). Behind a
+    /// proxy, give it with --trusted-proxy, or every client counts as the proxy's address.
+    #[arg(long, default_value_t = 1000, env = "CASPERS_MAX_CLIENTS_PER_IP")]
+    max_clients_per_ip: usize,
+    /// A proxy's address whose X-Forwarded-For header names the client (for
+    /// --max-clients-per-ip); repeat for more.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "IP",
+        env = "CASPERS_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    trusted_proxy: Vec<std::net::IpAddr>,
     /// Milliseconds between clock ticks.
     #[arg(long, default_value_t = 100, env = "CASPERS_TICK_MS")]
     tick_ms: u64,
@@ -177,7 +191,12 @@ struct ServeArgs {
     #[arg(long, value_name = "URL", env = "CASPERS_NATS", hide_env_values = true)]
     nats: Option<String>,
     /// A NATS credentials file (user JWT and NKey seed) to authenticate with.
-    #[arg(long, value_name = "FILE", env = "CASPERS_NATS_CREDS", requires = "nats")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CASPERS_NATS_CREDS",
+        requires = "nats"
+    )]
     nats_creds: Option<PathBuf>,
     /// Also publish every event to JetStream as SUBJECT_PREFIX.<location_id>.<event_type>
     /// (needs --nats).
@@ -205,10 +224,14 @@ struct ServeArgs {
     /// server's own (other Origin headers get 403).
     #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = check_origin, env = "CASPERS_CORS_ORIGIN", value_delimiter = ',')]
     cors_origin: Vec<String>,
-    /// Close a stream whose client takes no byte for this many seconds (it can come back
-    /// with its last position and get what it missed).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_send_timeout, env = "CASPERS_SEND_TIMEOUT")]
+    /// Close a stream whose client does not take, within this many seconds, what was
+    /// queued for it (it can come back with its last position and get what it missed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds, env = "CASPERS_SEND_TIMEOUT")]
     send_timeout: f64,
+    /// Close a WebSocket whose client does not answer a ping (sent every 15 s) within
+    /// this many seconds (close code 1002).
+    #[arg(long, value_name = "SECONDS", default_value_t = 45.0, value_parser = parse_seconds, env = "CASPERS_WS_PONG_TIMEOUT")]
+    ws_pong_timeout: f64,
 }
 
 /// What shapes the windows of `replay` and of the Spark source (SPEC section 3).
@@ -238,10 +261,14 @@ impl WindowRule {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp(None)
-        .format_target(false)
-        .init();
+    // A client's malformed request is answered (400, 408, ...), not logged: one line per
+    // request would let any client flood the log. RUST_LOG brings them back.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,actix_http=off,actix_server=warn"),
+    )
+    .format_timestamp(None)
+    .format_target(false)
+    .init();
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -412,6 +439,8 @@ fn serve(args: ServeArgs, token_from_env: bool) -> anyhow::Result<()> {
         looping: args.looping,
         control_token: token.clone(),
         max_clients: args.max_clients,
+        max_clients_per_ip: args.max_clients_per_ip,
+        trusted_proxies: args.trusted_proxy.clone(),
         tick: std::time::Duration::from_millis(args.tick_ms.max(1)),
         queue_limit: args.queue_kib.max(1) * 1024,
         queue_budget: args
@@ -441,6 +470,7 @@ fn serve(args: ServeArgs, token_from_env: bool) -> anyhow::Result<()> {
             .map(|t| (t, args.tiles_attribution.clone())),
         cors_origins: CorsOrigins::new(&args.cors_origin).map_err(anyhow::Error::msg)?,
         send_timeout: std::time::Duration::from_secs_f64(args.send_timeout),
+        pong_timeout: std::time::Duration::from_secs_f64(args.ws_pong_timeout),
     };
     let events = ds.events.len();
     actix_web::rt::System::new().block_on(async move {
@@ -522,22 +552,11 @@ fn parse_speed(text: &str) -> Result<f64, String> {
 /// way), and where it came from when that was a file or the environment: such a token is
 /// a secret kept elsewhere, so it is not printed. An empty token is refused: it would let
 /// anyone change the clock.
-fn presenter_token(
-    args: &ServeArgs,
-    from_env: bool,
-) -> anyhow::Result<(String, Option<String>)> {
+fn presenter_token(args: &ServeArgs, from_env: bool) -> anyhow::Result<(String, Option<String>)> {
     if let Some(file) = &args.control_token_file {
         return Ok((read_token_file(file)?, Some(file.display().to_string())));
     }
     let Some(given) = &args.control_token else {
-        // clap takes an empty variable for an unset one: an operator who set it empty
-        // meant to give a token, and must not get a generated one silently.
-        if std::env::var_os("CASPERS_CONTROL_TOKEN").is_some_and(|v| v.is_empty()) {
-            anyhow::bail!(
-                "CASPERS_CONTROL_TOKEN is set but empty: set it to the presenter's token, or \
-                 unset it to have one generated"
-            );
-        }
         return Ok((random_token(), None));
     };
     let token = given.trim();
@@ -575,7 +594,7 @@ fn read_token_file(file: &Path) -> anyhow::Result<String> {
     Ok(token.to_string())
 }
 
-fn parse_send_timeout(text: &str) -> Result<f64, String> {
+fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if (0.1..=86_400.0).contains(&v) => Ok(v),
         _ => Err(format!(

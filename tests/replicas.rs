@@ -299,3 +299,83 @@ fn a_joining_replica_with_other_options_says_what_it_ignores() {
     assert_eq!(clock(&b)["speed"], 60.0);
     assert_eq!(clock(&a)["day"], clock(&b)["day"]);
 }
+
+/// NATS with authentication, the replicas' user scoped to the clock's bucket by
+/// docs/examples/nats-replicas.conf: a replica with the right password shares the clock,
+/// one with a wrong password or none stops at start saying why, and no answer, line or
+/// log shows the password.
+#[test]
+fn nats_with_a_password_scoped_to_the_clock() {
+    const PASSWORD: &str = "pw-for-the-replicas";
+    let dir = common::scratch_dir("nats_auth_conf");
+    let conf = dir.join("nats.conf");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/nats-replicas.conf"),
+    )
+    .unwrap();
+    assert!(text.contains("CHANGE-ME"));
+    std::fs::write(&conf, text.replace("CHANGE-ME", PASSWORD)).unwrap();
+    let mut nats = Nats::start_with("auth", &["-c", conf.to_str().unwrap()]);
+    let base = format!("127.0.0.1:{}", nats.port);
+    let url = format!("nats://caspers:{PASSWORD}@{base}");
+    let args = |url: &str| -> Vec<String> {
+        ["--nats", url, "--paused", "--start-day", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let a_args = args(&url);
+    let a = LiveServer::start(
+        &dataset().0,
+        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    // The second replica takes the URL from the environment.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
+    cmd.arg("serve")
+        .arg("--dataset")
+        .arg(&dataset().0)
+        .args(["--bind", "127.0.0.1:0", "--control-token", TOKEN, "--start-day", "1"])
+        .env("CASPERS_NATS", &url);
+    let b = LiveServer::spawn(cmd);
+    for server in [&a, &b] {
+        assert!(!server.start_line.contains(PASSWORD), "{}", server.start_line);
+        let (_, health) = server.get("/healthz");
+        assert!(health.contains("nats: connected"), "{health}");
+    }
+    a.control(r#"{"speed": 600, "seek": 1704160800, "paused": true}"#);
+    clock_becomes(&b, "B follows A's change", |c| c["speed"] == 600.0);
+
+    let refused = |url: &str, says: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_caspers-replay"))
+            .arg("serve")
+            .arg("--dataset")
+            .arg(&dataset().0)
+            .args(["--bind", "127.0.0.1:0", "--nats", url])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url}: {stderr}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+        assert!(!stderr.contains("wrong-password"), "{stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("wrong-password"));
+    };
+    refused(
+        &format!("nats://caspers:wrong-password@{base}"),
+        "authorization violation; check the credentials",
+    );
+    refused(&format!("nats://{base}"), "it needs authentication");
+
+    // With NATS away, /healthz names the server without the password.
+    nats.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, health) = a.get("/healthz");
+        if health.contains("unreachable") {
+            assert!(!health.contains(PASSWORD), "{health}");
+            assert!(health.contains(&base), "{health}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{health}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

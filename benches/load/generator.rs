@@ -384,9 +384,15 @@ pub async fn ws_client(
     let mut buf = vec![0u8; 64 * 1024];
     let mut at = now_ms();
     loop {
+        // The server closes a WebSocket that does not answer its pings.
+        let mut ping = None;
         loop {
             let text = match reader.next_message() {
                 Ok(Some(Message::Text(text))) => text,
+                Ok(Some(Message::Ping(payload))) => {
+                    ping = Some(payload);
+                    continue;
+                }
                 Ok(Some(_)) => continue,
                 Ok(None) => break,
                 Err(_) => {
@@ -413,6 +419,11 @@ pub async fn ws_client(
                 stats.lagged.fetch_add(1, Ordering::Relaxed);
                 stats.missed.fetch_add(missed_in(&text), Ordering::Relaxed);
             }
+        }
+        if let Some(payload) = ping
+            && s.write_all(&masked_pong(&payload)).await.is_err()
+        {
+            return;
         }
         let n = match s.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -691,4 +702,14 @@ impl GeneratorProcess {
         let _ = self.child.wait();
         serde_json::from_str(&line).expect("the generator's figures")
     }
+}
+
+/// A client's pong frame (masked, as a client's frames must be) for a ping's payload
+/// (at most 125 bytes, as every control frame's).
+fn masked_pong(payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x8a, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }

@@ -75,7 +75,8 @@ fn start_server(
 ) -> (Child, SocketAddr) {
     let max_clients = max_clients.to_string();
     let mut args = vec!["--paused", "--control-token", TOKEN];
-    args.extend(["--max-clients", &max_clients]);
+    // Every subscriber comes from 127.0.0.1: no cap per address.
+    args.extend(["--max-clients", &max_clients, "--max-clients-per-ip", "0"]);
     if let Some(url) = nats {
         args.extend(["--nats", url]);
     }
@@ -407,6 +408,8 @@ fn run_stalled(dir: &std::path::Path, n: usize, send_timeout: f64, at: i64) {
             TOKEN,
             "--max-clients",
             &(n + 100).to_string(),
+            "--max-clients-per-ip",
+            "0",
             "--send-timeout",
             &timeout,
         ],

@@ -72,8 +72,10 @@ pub struct HubMetrics {
     pub clients_dropped: AtomicU64,
     /// Subscribers shed because all queues together passed the budget.
     pub clients_shed: AtomicU64,
-    /// Streams closed because their client took no byte for the send timeout.
+    /// Streams closed because their client did not keep up for the send timeout.
     pub clients_timed_out: AtomicU64,
+    /// WebSockets closed because their client did not answer a ping in time.
+    pub clients_unresponsive: AtomicU64,
     pub ticks: AtomicU64,
     /// Time spent expanding, framing and fanning out ticks: total and longest, in µs.
     pub tick_micros_total: AtomicU64,
@@ -144,8 +146,8 @@ pub enum Start<'a> {
     After(&'a str),
 }
 
-/// Events at most sent as a resuming client's catch-up.
-const MAX_CATCH_UP: usize = 2_000_000;
+/// Events framed together in a catch-up's chunk.
+const CATCH_UP_CHUNK: usize = 512;
 
 impl Hub {
     pub fn new(
@@ -190,9 +192,12 @@ impl Hub {
     }
 
     /// Registers a subscriber. With `Start::After`, the events emitted after that position
-    /// are queued first; with `snapshot`, the orders in flight come before everything. A
-    /// position that cannot be resumed from is answered by an error message in the stream,
-    /// then live events.
+    /// are queued first, as many of the latest as fit in the queue's limit (the older ones
+    /// are announced as missed); with `snapshot`, the orders in flight come before
+    /// everything. A position that cannot be resumed from is answered by an error message
+    /// in the stream, then live events. The work is bounded by the history (a scan) and the
+    /// queue's limit (the framing); it runs on the caller's thread, so a handler calls it
+    /// off the HTTP workers.
     pub fn subscribe(
         self: &Arc<Self>,
         filter: Filter,
@@ -222,7 +227,10 @@ impl Hub {
             front.push(EventChunk::notice(self.snapshot(edge, filter, transport)));
         }
         if let Start::After(text) = start {
-            match self.catch_up(text, &history, filter, transport) {
+            let room = self
+                .queue_limit
+                .saturating_sub(front.iter().map(|c: &EventChunk| c.bytes.len()).sum());
+            match self.catch_up(text, &history, filter, transport, room) {
                 Ok(chunks) => front.extend(chunks),
                 Err(e) => {
                     let message = serde_json::json!({
@@ -237,6 +245,7 @@ impl Hub {
         }
         queue.push_front_events(front);
         queue.hold(false);
+        self.keep_to_budget();
         Subscription {
             queue,
             filter,
@@ -354,9 +363,7 @@ impl Hub {
                     .fetch_add(n * dropped, Ordering::Relaxed);
             }
         }
-        if self.queued.load(Ordering::Relaxed) > self.queue_budget {
-            self.shed(&s);
-        }
+        self.shed_over_budget(&s);
         drop(s);
         for listener in self.tick_listeners.lock().expect("tick listeners").iter() {
             listener();
@@ -373,6 +380,20 @@ impl Hub {
             .lock()
             .expect("tick listeners")
             .push(listener);
+    }
+
+    /// Sheds subscribers if the chunks alive are over the budget (after a catch-up or a
+    /// snapshot was queued: the ticks check it themselves, also while the clock is paused).
+    fn keep_to_budget(&self) {
+        if self.queued.load(Ordering::Relaxed) > self.queue_budget {
+            self.shed_over_budget(&self.state.lock().expect("hub lock"));
+        }
+    }
+
+    fn shed_over_budget(&self, s: &State) {
+        if self.queued.load(Ordering::Relaxed) > self.queue_budget {
+            self.shed(s);
+        }
     }
 
     /// Sheds the subscribers furthest behind (most bytes queued) until the chunks alive are
@@ -444,13 +465,15 @@ impl Hub {
         }
     }
 
-    /// The events emitted after position `text`, in emission order, framed as chunks.
+    /// The events emitted after position `text`, in emission order, framed as chunks: the
+    /// latest that fit in `room` bytes, after a `lagged` notice for the older ones.
     fn catch_up(
         &self,
         text: &str,
         history: &[(i64, i64)],
         filter: Filter,
         transport: Transport,
+        room: usize,
     ) -> Result<Vec<EventChunk>, PositionError> {
         let ds = &*self.ds;
         let p = Position::parse(text, &self.tag)?;
@@ -482,20 +505,25 @@ impl Hub {
                 }
             });
         }
-        let skipped = events.len().saturating_sub(MAX_CATCH_UP);
-        let events = &events[skipped..];
+        // Framed from the newest back, so that only what is sent is framed.
         let mut chunks = Vec::new();
-        if skipped > 0 {
-            let message = serde_json::json!({"type": "lagged", "missed": skipped});
-            chunks.push(EventChunk::notice(
-                transport.control("lagged", message.to_string().as_bytes()),
-            ));
-        }
-        for part in events.chunks(4096) {
+        let mut size = 0;
+        let mut kept = events.len();
+        for part in events.rchunks(CATCH_UP_CHUNK) {
             let tick = FramedTick::new(ds, &self.tag, part, &self.queued);
-            if let Some(chunk) = tick.chunk(Filter::default(), transport) {
-                chunks.push(chunk);
+            let Some(chunk) = tick.chunk(Filter::default(), transport) else {
+                continue;
+            };
+            size += chunk.bytes.len();
+            if size > room && !chunks.is_empty() {
+                break;
             }
+            kept -= part.len();
+            chunks.push(chunk);
+        }
+        chunks.reverse();
+        if kept > 0 {
+            hub_lagged_notice(transport, kept as u64, &mut chunks);
         }
         Ok(chunks)
     }
@@ -568,6 +596,20 @@ impl Emitter for Hub {
     fn announce(&self, kind: &str, json: &[u8]) {
         self.broadcast_control(kind, json);
     }
+}
+
+/// Puts a `lagged` notice for `missed` events ahead of `chunks`.
+fn hub_lagged_notice(transport: Transport, missed: u64, chunks: &mut Vec<EventChunk>) {
+    let message = serde_json::json!({
+        "type": "lagged",
+        "missed": missed,
+        "message": "the catch-up holds the latest events that fit in the client's queue: \
+                    older ones were skipped",
+    });
+    chunks.insert(
+        0,
+        EventChunk::notice(transport.control("lagged", message.to_string().as_bytes())),
+    );
 }
 
 /// An in-flight order's events for a snapshot: order_created, driver_picked_up, last ping.

@@ -122,8 +122,8 @@ impl ClientQueue {
         fits
     }
 
-    /// Queues events ahead of everything queued (a resuming client's catch-up), whatever
-    /// the limit.
+    /// Queues events ahead of everything queued (a resuming client's catch-up, which the
+    /// hub keeps within this queue's limit).
     pub fn push_front_events(&self, chunks: Vec<EventChunk>) {
         let mut s = self.state.lock().expect("queue lock");
         for chunk in chunks.into_iter().rev() {

@@ -122,6 +122,8 @@ pub fn deflate_offered(header: &str) -> bool {
 pub enum Message {
     Text(String),
     Ping(Bytes),
+    /// An answer to a ping (or an unsolicited one, RFC 6455 section 5.5.3).
+    Pong,
     /// The peer closes, with the status code it gave, if any (a reply echoes it).
     Close(Option<u16>),
 }
@@ -202,7 +204,7 @@ impl MessageReader {
             match opcode {
                 0x8 => return close_code(&payload).map(|code| Some(Message::Close(code))),
                 0x9 => return Ok(Some(Message::Ping(payload.freeze()))),
-                0xA => continue,
+                0xA => return Ok(Some(Message::Pong)),
                 0x1 | 0x2 if self.partial.is_none() => {
                     self.partial = Some((rsv1, opcode == 0x1, payload.to_vec()));
                 }

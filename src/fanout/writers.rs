@@ -29,14 +29,19 @@ use bytes::Bytes;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::hub::{Hub, Start, Subscription, Transport};
+use super::hub::{Hub, Subscription, Transport};
 use super::queue::Outgoing;
 use super::websocket::{self, WsOpcode, close_frame};
-use crate::events::Filter;
 use crate::timeline::Position;
 
-/// A comment (SSE) or ping (WebSocket) this often keeps proxies from closing idle streams.
+/// A comment on an idle SSE stream, or a ping on every WebSocket, this often keeps proxies
+/// from closing idle streams (and asks a WebSocket client to show it is there).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Bytes of pending control output (acknowledgements, errors) past which a WebSocket's
+/// handler stops reading from its client until they are written: a client that sends
+/// and never reads must not grow the server's memory.
+pub const CONTROL_OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// How often the keep-alives and send timeouts are looked at.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -89,10 +94,32 @@ pub struct Writers {
     next: AtomicUsize,
 }
 
+/// When the writers close a stream whose client does not keep up or does not answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// A client must take, within this long, at least what was queued for it at its
+    /// start; a client that takes nothing, or a trickle, is closed.
+    pub send: Duration,
+    /// A WebSocket client must answer a ping within this long.
+    pub pong: Duration,
+}
+
+/// How a new stream starts, besides its subscription.
+pub struct StreamStart {
+    /// The response head, written before anything else.
+    pub head: Bytes,
+    /// The stream's first message.
+    pub first: Bytes,
+    /// Where the client resumed from.
+    pub from: Option<String>,
+    /// An SSE response in HTTP/1.1 chunks (an HTTP/1.0 client reads to the close instead).
+    pub chunked: bool,
+}
+
 impl Writers {
-    /// Starts `n` writer threads, woken by `hub` after each tick's fan-out. A socket that
-    /// takes no byte for `send_timeout` is closed, and counted in `hub`'s metrics.
-    pub fn start(n: usize, send_timeout: Duration, hub: &Hub) -> std::io::Result<Writers> {
+    /// Starts `n` writer threads, woken by `hub` after each tick's fan-out. A stream past
+    /// one of its `deadlines` is closed, and counted in `hub`'s metrics.
+    pub fn start(n: usize, deadlines: Deadlines, hub: &Hub) -> std::io::Result<Writers> {
         let threads = (0..n.max(1))
             .map(|i| {
                 let poll = Poll::new()?;
@@ -112,7 +139,7 @@ impl Writers {
                 let theirs = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("stream-writer-{i}"))
-                    .spawn(move || run(poll, &theirs, send_timeout))?;
+                    .spawn(move || run(poll, &theirs, deadlines))?;
                 Ok(shared)
             })
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -122,18 +149,16 @@ impl Writers {
         })
     }
 
-    /// Hands a stream to a writer thread: the response `head`, then `first` (the stream's
-    /// first message), then what `sub` receives. `from` is where the client resumed from.
-    /// `socket` is the connection's own (non-blocking) socket, which actix owns and closes:
-    /// the caller must not let actix close it before [`Conn::ended`] (see
+    /// Hands a stream to a writer thread: `start`'s head and first message, then what
+    /// `sub` receives. `socket` is the connection's own (non-blocking) socket, which actix
+    /// owns and closes: the caller must not let actix close it before [`Conn::ended`] (see
     /// [`ReleaseOnDrop`]).
     pub fn adopt(
         &self,
         socket: RawFd,
         hub: &Arc<Hub>,
         sub: Subscription,
-        (head, first): (Bytes, Bytes),
-        from: Option<String>,
+        start: StreamStart,
     ) -> Arc<Conn> {
         let shared = &self.threads[self.next.fetch_add(1, Ordering::Relaxed) % self.threads.len()];
         // Not a duplicate: 10,000 streams would need 20,000 descriptors. Never dropped, so
@@ -145,21 +170,26 @@ impl Writers {
             stream,
             token: Token(shared.next_token.fetch_add(1, Ordering::Relaxed)),
             transport: sub.transport,
+            chunked: start.chunked && sub.transport == Transport::Sse,
             hub: Arc::clone(hub),
             writer: Arc::clone(shared),
             me: me.clone(),
             scheduled: AtomicBool::new(false),
             state: Mutex::new(ConnState {
                 sub,
-                head: Some(head),
-                urgent: VecDeque::from([first]),
-                from,
+                head: Some(start.head),
+                urgent_bytes: start.first.len(),
+                urgent: VecDeque::from([start.first]),
+                pong: None,
+                from: start.from,
                 last: None,
                 closing: false,
                 gone: false,
             }),
             finished: AtomicBool::new(false),
             ended: tokio::sync::Notify::new(),
+            drained: tokio::sync::Notify::new(),
+            pong_seen: AtomicBool::new(false),
         });
         let st = conn.state.lock().expect("conn");
         st.sub.queue.wake_on_push(conn.waker());
@@ -176,6 +206,8 @@ pub struct Conn {
     stream: ManuallyDrop<TcpStream>,
     token: Token,
     transport: Transport,
+    /// SSE framed as HTTP/1.1 chunks.
+    chunked: bool,
     hub: Arc<Hub>,
     writer: Arc<Shared>,
     me: Weak<Conn>,
@@ -184,14 +216,23 @@ pub struct Conn {
     state: Mutex<ConnState>,
     finished: AtomicBool,
     ended: tokio::sync::Notify,
+    /// Told when the writer takes the control output (see [`Conn::output_room`]).
+    drained: tokio::sync::Notify,
+    /// The client answered a ping since the writer last looked.
+    pong_seen: AtomicBool,
 }
 
 struct ConnState {
     sub: Subscription,
     /// The response head, written before anything else (outside any chunk).
     head: Option<Bytes>,
-    /// Sent before anything queued: the head, pongs, acknowledgements, errors, close.
+    /// Sent before anything queued: the head, acknowledgements, errors, close.
     urgent: VecDeque<Bytes>,
+    /// The bytes in `urgent`.
+    urgent_bytes: usize,
+    /// The pong for the latest ping not yet answered: only the latest is sent (RFC 6455
+    /// section 5.5.3 allows it), so a flood of pings cannot grow the output.
+    pong: Option<Bytes>,
     /// Where the client started (`from`), then the last event taken to be sent.
     from: Option<String>,
     last: Option<Position>,
@@ -241,39 +282,84 @@ impl Conn {
         self.notify();
     }
 
-    /// Sends `message` ahead of what is queued.
+    /// Sends `message` ahead of what is queued. The caller bounds how much waits (see
+    /// [`Conn::output_room`]).
     pub fn send_urgent(&self, message: Bytes) {
-        self.state.lock().expect("conn").urgent.push_back(message);
+        let mut st = self.state.lock().expect("conn");
+        st.urgent_bytes += message.len();
+        st.urgent.push_back(message);
+        drop(st);
         self.notify();
+    }
+
+    /// Answers a WebSocket ping; a pong not yet sent is replaced, not added to.
+    pub fn send_pong(&self, payload: &[u8]) {
+        self.state.lock().expect("conn").pong =
+            Some(websocket::frame(WsOpcode::Pong, payload).into());
+        self.notify();
+    }
+
+    /// The WebSocket client answered a ping.
+    pub fn pong_received(&self) {
+        self.pong_seen.store(true, Ordering::Release);
+    }
+
+    /// Resolves once the control output waiting to be written is under
+    /// [`CONTROL_OUTPUT_LIMIT`] (or the stream ended): a handler waits on it before it
+    /// reads more from its client, so a client that does not read is not read either.
+    pub async fn output_room(&self) {
+        loop {
+            let drained = self.drained.notified();
+            if self.finished.load(Ordering::Acquire)
+                || self.state.lock().expect("conn").urgent_bytes <= CONTROL_OUTPUT_LIMIT
+            {
+                return;
+            }
+            tokio::select! {
+                () = drained => {}
+                () = self.ended() => return,
+            }
+        }
     }
 
     /// Sends `message` (a close frame), then closes.
     pub fn close_with(&self, message: Bytes) {
         let mut st = self.state.lock().expect("conn");
+        st.urgent_bytes += message.len();
         st.urgent.push_back(message);
         st.closing = true;
         drop(st);
         self.notify();
     }
 
-    /// A WebSocket client's new filter: it continues from the last event taken for this
-    /// client, so nothing is lost or repeated; `ack` goes out before the new filter's events.
-    pub fn change_filter(&self, filter: Filter, snapshot: bool, ack: Bytes) {
-        let mut st = self.state.lock().expect("conn");
-        let after = st
-            .last
+    /// Starts a WebSocket client's filter change: nothing more is taken from the current
+    /// subscription, and the position to continue from is returned (the last event taken
+    /// for this client, or where it resumed from), so that nothing is lost or repeated.
+    /// The new subscription, made from it off the HTTP workers, goes to
+    /// [`Conn::replace_subscription`].
+    pub fn begin_filter_change(&self) -> Option<String> {
+        let st = self.state.lock().expect("conn");
+        st.sub.queue.hold(true);
+        st.last
             .map(|p| p.to_text(&self.hub.tag))
-            .or(st.from.clone());
-        let start = match &after {
-            Some(p) => Start::After(p),
-            None => Start::Live,
-        };
-        let sub = self.hub.subscribe(filter, self.transport, start, snapshot);
+            .or(st.from.clone())
+    }
+
+    /// Ends a filter change: `ack` goes out before the new subscription's events.
+    pub fn replace_subscription(&self, sub: Subscription, ack: Bytes) {
         sub.queue.wake_on_push(self.waker());
+        let mut st = self.state.lock().expect("conn");
         st.sub = sub;
+        st.urgent_bytes += ack.len();
         st.urgent.push_back(ack);
         drop(st);
         self.notify();
+    }
+
+    /// Bytes waiting for this client: its queue and its control output.
+    fn owed(&self) -> usize {
+        let st = self.state.lock().expect("conn");
+        st.sub.queue.queued_bytes() + st.urgent_bytes + st.pong.as_ref().map_or(0, Bytes::len)
     }
 
     fn finish(&self) {
@@ -292,18 +378,20 @@ impl Conn {
         if let Some(head) = st.head.take() {
             out.push_back(head);
         }
-        let sse = self.transport == Transport::Sse;
+        let chunked = self.chunked;
         // An SSE batch goes out as one HTTP chunk: its size line's place is kept first.
         let start = out.len();
-        if sse {
+        if chunked {
             out.push_back(Bytes::new());
         }
         let (mut size, mut items) = (0, 0);
-        for bytes in st.urgent.drain(..) {
+        let took_urgent = st.urgent_bytes > 0;
+        for bytes in st.pong.take().into_iter().chain(st.urgent.drain(..)) {
             size += bytes.len();
             items += 1;
             out.push_back(bytes);
         }
+        st.urgent_bytes = 0;
         if !st.closing && size < BATCH_BYTES {
             let ConnState {
                 sub, last, closing, ..
@@ -335,6 +423,9 @@ impl Conn {
         }
         let closing = st.closing;
         drop(st);
+        if took_urgent {
+            self.drained.notify_waiters();
+        }
         if items == 0 && start == 0 {
             out.clear();
             // Closing, with everything before the close (urgent messages included) written.
@@ -344,7 +435,7 @@ impl Conn {
                 Gathered::Nothing
             };
         }
-        if sse {
+        if chunked {
             if size > 0 {
                 out[start] = Bytes::from(format!("{size:x}\r\n"));
                 out.push_back(Bytes::from_static(b"\r\n"));
@@ -426,6 +517,15 @@ struct Active {
     blocked: bool,
     /// When the socket last took a byte (or the stream started).
     last_progress: Instant,
+    /// Bytes written to the socket so far.
+    written: u64,
+    /// Since a sweep found this stream with something to write: then, the bytes written
+    /// and the bytes owed ([`Active::stalled`]).
+    behind: Option<(Instant, u64, usize)>,
+    /// A WebSocket ping went out then, not answered yet.
+    ping_sent: Option<Instant>,
+    /// When the last WebSocket ping went out.
+    last_ping: Instant,
     /// Where the event chunk this stream was last given is in memory: streams of one group
     /// (filter and transport) share each tick's chunk, so this names its group, and a tick's
     /// pass writes a group's streams one after another (the chunk stays in the cache).
@@ -475,6 +575,7 @@ impl Active {
                 Ok(0) => return Pumped::Done,
                 Ok(mut n) => {
                     self.last_progress = Instant::now();
+                    self.written += n as u64;
                     self.blocked = false;
                     while n > 0 {
                         let front = self.pending.front_mut().expect("written from it");
@@ -500,8 +601,34 @@ impl Active {
         }
     }
 
-    /// Closes a stream whose client took nothing for the send timeout. A WebSocket gets a
-    /// close frame (1008) when it is between frames and its socket has room for it.
+    /// Whether the client has fallen behind for good: a sweep that finds the stream with
+    /// something to write notes what it owes; a send timeout later, the client must have
+    /// taken at least that much (else it is stalled), and the next period starts. A client
+    /// that reads a trickle cannot keep its place by taking a byte now and then.
+    fn stalled(&mut self, timeout: Duration) -> bool {
+        if !self.blocked && self.pending.is_empty() {
+            self.behind = None;
+            return false;
+        }
+        let owed = || self.pending.iter().map(Bytes::len).sum::<usize>() + self.conn.owed();
+        match self.behind {
+            None => {
+                self.behind = Some((Instant::now(), self.written, owed()));
+                false
+            }
+            Some((since, written, owed_then)) if since.elapsed() >= timeout => {
+                if self.written - written < owed_then as u64 {
+                    return true;
+                }
+                self.behind = Some((Instant::now(), self.written, owed()));
+                false
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Closes a stream whose client did not keep up for the send timeout. A WebSocket gets
+    /// a close frame (1008) when it is between frames and its socket has room for it.
     fn time_out(&mut self, timeout: Duration) {
         let conn = &self.conn;
         conn.hub
@@ -509,8 +636,8 @@ impl Active {
             .clients_timed_out
             .fetch_add(1, Ordering::Relaxed);
         log::info!(
-            "closed a {} stream whose client took no byte for {} s (send timeout); it can \
-             come back with its last position",
+            "closed a {} stream whose client did not take what was queued for it within {} s \
+             (send timeout); it can come back with its last position",
             if conn.transport == Transport::Sse {
                 "SSE"
             } else {
@@ -518,12 +645,70 @@ impl Active {
             },
             timeout.as_secs_f64()
         );
+        // What the client did not read is dropped with the connection (a reset at close)
+        // rather than kept in the kernel's buffers until it reads it or TCP gives up: it
+        // comes back with its last position and gets it then.
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on the stream's own open socket with a linger value.
+        unsafe {
+            libc::setsockopt(
+                conn.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
         if conn.transport != Transport::Sse && !self.partial {
-            let reason = format!("send timeout: nothing read for {} s", timeout.as_secs());
+            let reason = format!(
+                "send timeout: not reading fast enough for {} s",
+                timeout.as_secs()
+            );
             let _ = (&*conn.stream).write(&close_frame(1008, &reason));
         }
         let _ = conn.stream.shutdown(Shutdown::Both);
     }
+}
+
+/// The once-a-second look at a stream: its deadlines and keep-alives. Returns whether it
+/// has something new to do.
+fn sweep(a: &mut Active, deadlines: Deadlines) -> bool {
+    let conn = Arc::clone(&a.conn);
+    let websocket = conn.transport != Transport::Sse;
+    if websocket && conn.pong_seen.swap(false, Ordering::AcqRel) {
+        a.ping_sent = None;
+    }
+    if a.stalled(deadlines.send) {
+        a.time_out(deadlines.send);
+        conn.state.lock().expect("conn").gone = true;
+        return true;
+    }
+    if websocket {
+        if a.ping_sent.is_some_and(|t| t.elapsed() >= deadlines.pong) {
+            a.ping_sent = None;
+            conn.hub
+                .metrics
+                .clients_unresponsive
+                .fetch_add(1, Ordering::Relaxed);
+            let reason = format!("no pong within {} s", deadlines.pong.as_secs());
+            // RFC 6455 section 5.5.2: a ping must be answered.
+            conn.close_with(close_frame(1002, &reason));
+            return true;
+        }
+        if a.ping_sent.is_none() && a.last_ping.elapsed() >= KEEP_ALIVE.min(deadlines.pong) {
+            a.ping_sent = Some(Instant::now());
+            a.last_ping = Instant::now();
+            conn.send_urgent(conn.keep_alive());
+            return true;
+        }
+    } else if !a.blocked && a.pending.is_empty() && a.last_progress.elapsed() >= KEEP_ALIVE {
+        conn.send_urgent(conn.keep_alive());
+        return true;
+    }
+    false
 }
 
 /// Hashes a token (a unique integer) with one multiplication: SipHash, the map's default,
@@ -548,7 +733,7 @@ impl std::hash::Hasher for TokenHasher {
     }
 }
 
-fn run(mut poll: Poll, shared: &Shared, send_timeout: Duration) {
+fn run(mut poll: Poll, shared: &Shared, deadlines: Deadlines) {
     let mut events = Events::with_capacity(1024);
     let mut streams: HashMap<Token, Active, std::hash::BuildHasherDefault<TokenHasher>> =
         HashMap::default();
@@ -611,6 +796,10 @@ fn run(mut poll: Poll, shared: &Shared, send_timeout: Duration) {
                         partial: false,
                         blocked: false,
                         last_progress: Instant::now(),
+                        written: 0,
+                        behind: None,
+                        ping_sent: None,
+                        last_ping: Instant::now(),
                         chunk_at: 0,
                     },
                 );
@@ -624,20 +813,7 @@ fn run(mut poll: Poll, shared: &Shared, send_timeout: Duration) {
         if last_sweep.elapsed() >= SWEEP {
             last_sweep = Instant::now();
             for (token, a) in &mut streams {
-                if a.blocked && a.last_progress.elapsed() >= send_timeout {
-                    a.time_out(send_timeout);
-                    a.conn.state.lock().expect("conn").gone = true;
-                    touched.push(*token);
-                } else if !a.blocked
-                    && a.pending.is_empty()
-                    && a.last_progress.elapsed() >= KEEP_ALIVE
-                {
-                    a.conn
-                        .state
-                        .lock()
-                        .expect("conn")
-                        .urgent
-                        .push_back(a.conn.keep_alive());
+                if sweep(a, deadlines) {
                     touched.push(*token);
                 }
             }

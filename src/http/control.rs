@@ -177,8 +177,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     metric(
         "caspers_clients_timed_out_total",
         "counter",
-        "Streams closed because their client took no byte for --send-timeout.",
+        "Streams closed because their client did not take what was queued within --send-timeout.",
         &[("", load(&m.clients_timed_out) as f64)],
+    );
+    metric(
+        "caspers_clients_unresponsive_total",
+        "counter",
+        "WebSockets closed because their client did not answer a ping within --ws-pong-timeout.",
+        &[("", load(&m.clients_unresponsive) as f64)],
     );
     metric(
         "caspers_queued_bytes",
@@ -195,8 +201,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     metric(
         "caspers_clients_rejected_total",
         "counter",
-        "Connections refused past --max-clients.",
-        &[("", state.rejected.load(Ordering::Relaxed) as f64)],
+        "Streams refused past --max-clients or --max-clients-per-ip.",
+        &[("", state.admission.rejected.load(Ordering::Relaxed) as f64)],
     );
     metric(
         "caspers_ticks_total",

@@ -1,14 +1,15 @@
 //! The HTTP face of the live feed (actix-web): SSE and WebSocket streams, the clock's
 //! control, operations endpoints and the map page, in one process.
 
+mod admission;
 mod control;
 mod cors;
+mod open_files;
 pub mod params;
 mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -20,8 +21,9 @@ use crate::clock::state_file::StateFile;
 use crate::dataset::Dataset;
 use crate::fanout::hub::Hub;
 use crate::fanout::jetstream::Publisher;
-use crate::fanout::writers::Writers;
+use crate::fanout::writers::{Deadlines, Writers};
 use crate::timeline::Timeline;
+use admission::Admission;
 pub use cors::{CorsOrigins, check_origin};
 
 /// How to serve.
@@ -33,7 +35,12 @@ pub struct ServeOptions {
     pub looping: bool,
     /// The presenter's token (needed to change the clock).
     pub control_token: String,
+    /// Streams at most (lowered at start if the open-files limit cannot hold them).
     pub max_clients: usize,
+    /// Streams at most from one client address (0: no limit).
+    pub max_clients_per_ip: usize,
+    /// Proxies whose `X-Forwarded-For` names the client's address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub tick: Duration,
     /// Bytes a subscriber's queue may hold before it is skipped ahead.
     pub queue_limit: usize,
@@ -56,8 +63,11 @@ pub struct ServeOptions {
     /// Other origins whose pages may change the clock (and, when given, the only ones
     /// that may open a WebSocket).
     pub cors_origins: CorsOrigins,
-    /// A stream whose client takes no byte for this long is closed.
+    /// A stream whose client does not take what was queued for it within this long is
+    /// closed.
     pub send_timeout: Duration,
+    /// A WebSocket whose client does not answer a ping within this long is closed.
+    pub pong_timeout: Duration,
 }
 
 /// How the clock was set up, for the start-up message.
@@ -81,30 +91,11 @@ pub(crate) struct AppState {
     pub cors: CorsOrigins,
     /// The threads that write the streams.
     pub writers: Writers,
-    pub max_clients: usize,
-    pub clients: AtomicUsize,
-    pub rejected: AtomicU64,
-}
-
-/// Holds one of the `--max-clients` places while a stream is open.
-pub(crate) struct ClientSlot(Arc<AppState>);
-
-impl AppState {
-    pub fn take_slot(self: &Arc<Self>) -> Option<ClientSlot> {
-        let n = self.clients.fetch_add(1, Ordering::SeqCst);
-        if n >= self.max_clients {
-            self.clients.fetch_sub(1, Ordering::SeqCst);
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(ClientSlot(Arc::clone(self)))
-    }
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        self.0.clients.fetch_sub(1, Ordering::SeqCst);
-    }
+    /// The limits on streams in all and per client address.
+    pub admission: Arc<Admission>,
+    /// Subscriptions being built (catch-ups, snapshots) at once: at most one per core, on
+    /// threads of their own, so that resuming clients cannot stall the HTTP workers.
+    pub subscribing: tokio::sync::Semaphore,
 }
 
 /// A running server.
@@ -192,6 +183,9 @@ impl Server {
                 .await
                 .map_err(|e| format!("cannot apply the command line to the saved clock: {e:?}"))?;
         }
+        let (max_clients, per_worker, fd_note) =
+            open_files::fit(opts.max_clients, opts.workers.max(1));
+        notes.extend(fd_note);
         let state = web::Data::from(Arc::new(AppState {
             hub: Arc::clone(&hub),
             clock,
@@ -199,11 +193,21 @@ impl Server {
             tiles: opts.tiles.clone(),
             ws_deflate: opts.ws_deflate,
             cors: opts.cors_origins.clone(),
-            writers: Writers::start(opts.workers.max(1), opts.send_timeout, &hub)
-                .map_err(|e| format!("cannot start the stream writers: {e}"))?,
-            max_clients: opts.max_clients,
-            clients: AtomicUsize::new(0),
-            rejected: AtomicU64::new(0),
+            writers: Writers::start(
+                opts.workers.max(1),
+                Deadlines {
+                    send: opts.send_timeout,
+                    pong: opts.pong_timeout,
+                },
+                &hub,
+            )
+            .map_err(|e| format!("cannot start the stream writers: {e}"))?,
+            admission: Arc::new(Admission::new(
+                max_clients,
+                opts.max_clients_per_ip,
+                opts.trusted_proxies.clone(),
+            )),
+            subscribing: tokio::sync::Semaphore::new(opts.workers.max(1)),
         }));
         let server = HttpServer::new(move || {
             App::new()
@@ -243,7 +247,9 @@ impl Server {
         })
         .workers(opts.workers.max(1))
         .backlog(4096)
-        .max_connections(opts.max_clients.saturating_add(1024))
+        // Connections past what the open-files limit holds wait in the backlog (actix
+        // stops accepting), so the clock's saves and the streams never run out of files.
+        .max_connections(per_worker)
         .disable_signals()
         .shutdown_timeout(3)
         .bind(&opts.bind)

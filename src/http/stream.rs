@@ -13,20 +13,90 @@ use bytes::Bytes;
 use super::AppState;
 use super::cors::STREAM_HEADER;
 use super::params::{bad_request, stream_params};
-use crate::fanout::hub::{Start, Transport};
+use crate::events::Filter;
+use crate::fanout::hub::{Start, Subscription, Transport};
 use crate::fanout::websocket::{self, Message, MessageReader, WsOpcode, close_frame};
-use crate::fanout::writers::ReleaseOnDrop;
+use crate::fanout::writers::{ReleaseOnDrop, StreamStart};
 
 /// The connection's socket (set when it is accepted).
 #[derive(Clone, Copy)]
 pub(crate) struct PeerSocket(pub std::os::fd::RawFd);
 
-fn too_many() -> HttpResponse {
-    HttpResponse::ServiceUnavailable()
-        .insert_header(("Retry-After", "5"))
-        .json(
-            serde_json::json!({"error": "the server has as many clients as --max-clients allows"}),
-        )
+/// What a WebSocket client may send: filter changes at most `FILTER_RATE` a second after
+/// a burst of `FILTER_BURST` (each one builds a catch-up), and frames of any kind at most
+/// `FRAME_RATE` a second after a burst of `FRAME_BURST` (past it the handler reads more
+/// slowly). A client that keeps sending filter changes over the limit, `FILTER_STRIKES`
+/// times, is closed (1008).
+const FILTER_RATE: f64 = 2.0;
+const FILTER_BURST: f64 = 10.0;
+const FILTER_STRIKES: u32 = 20;
+const FRAME_RATE: f64 = 1000.0;
+const FRAME_BURST: f64 = 10_000.0;
+
+/// A token bucket: `rate` a second, up to `burst` at once.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst: f64) -> Bucket {
+        Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = std::time::Instant::now();
+        let gained = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + gained).min(self.burst);
+        self.at = now;
+    }
+
+    /// Takes `n` tokens if there are as many.
+    fn take(&mut self, n: f64) -> bool {
+        self.refill();
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes `n` tokens, going into debt; returns how long until the debt is paid.
+    fn borrow(&mut self, n: f64) -> Duration {
+        self.refill();
+        self.tokens -= n;
+        Duration::from_secs_f64((-self.tokens).max(0.0) / self.rate)
+    }
+}
+
+/// Registers a subscriber on a thread of its own (a catch-up or a snapshot is work that
+/// must not stall the HTTP worker's other requests), at most one per core at a time.
+async fn subscribe(
+    state: &Arc<AppState>,
+    filter: Filter,
+    transport: Transport,
+    from: Option<String>,
+    snapshot: bool,
+) -> Option<Subscription> {
+    let _permit = state.subscribing.acquire().await.ok()?;
+    let hub = Arc::clone(&state.hub);
+    web::block(move || {
+        let start = match &from {
+            Some(p) => Start::After(p),
+            None => Start::Live,
+        };
+        hub.subscribe(filter, transport, start, snapshot)
+    })
+    .await
+    .ok()
 }
 
 /// The first clock message: `restarted` for a client resuming from a position that an
@@ -67,8 +137,9 @@ pub async fn sse(
         return not_a_stream();
     };
     let state = state.into_inner();
-    let Some(_slot) = state.take_slot() else {
-        return too_many();
+    let _slot = match state.admission.admit(&req) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal.response(),
     };
     let last_event_id = req
         .headers()
@@ -77,22 +148,39 @@ pub async fn sse(
         .map(str::to_string);
     let from = last_event_id.or(params.from);
     wait_until_passed(&state, from.as_deref()).await;
-    let start = match &from {
-        Some(p) => Start::After(p),
-        None => Start::Live,
+    let Some(sub) = subscribe(
+        &state,
+        params.filter,
+        Transport::Sse,
+        from.clone(),
+        params.snapshot,
+    )
+    .await
+    else {
+        return not_a_stream();
     };
-    let sub = state
-        .hub
-        .subscribe(params.filter, Transport::Sse, start, params.snapshot);
-    let head = Bytes::from(format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
-         x-accel-buffering: no\r\n{STREAM_HEADER}transfer-encoding: chunked\r\n\r\n"
-    ));
+    // HTTP/1.0 has no chunked encoding (RFC 9112 section 6.1): its body ends at the close.
+    let chunked = req.version() != actix_web::http::Version::HTTP_10;
+    let head = Bytes::from(if chunked {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+             x-accel-buffering: no\r\n{STREAM_HEADER}transfer-encoding: chunked\r\n\r\n"
+        )
+    } else {
+        format!(
+            "HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+             x-accel-buffering: no\r\n{STREAM_HEADER}connection: close\r\n\r\n"
+        )
+    });
     let mut first = b"retry: 3000\n\n".to_vec();
     first.extend_from_slice(&clock_message(&state, Transport::Sse, from.as_deref()));
-    let conn = state
-        .writers
-        .adopt(socket.0, &state.hub, sub, (head, first.into()), from);
+    let start = StreamStart {
+        head,
+        first: first.into(),
+        from,
+        chunked,
+    };
+    let conn = state.writers.adopt(socket.0, &state.hub, sub, start);
     let _guard = ReleaseOnDrop(Arc::clone(&conn));
     // The writer thread ends the stream: closed by the server, or the client left (it
     // checks an idle socket for its peer's close, so the place is freed within a second).
@@ -170,17 +258,22 @@ pub async fn websocket(
         Transport::WebSocket
     };
     let state = state.into_inner();
-    let Some(_slot) = state.take_slot() else {
-        return too_many();
+    let _slot = match state.admission.admit(&req) {
+        Ok(slot) => slot,
+        Err(refusal) => return refusal.response(),
     };
     wait_until_passed(&state, params.from.as_deref()).await;
-    let start = match &params.from {
-        Some(p) => Start::After(p),
-        None => Start::Live,
+    let Some(sub) = subscribe(
+        &state,
+        params.filter,
+        transport,
+        params.from.clone(),
+        params.snapshot,
+    )
+    .await
+    else {
+        return not_a_stream();
     };
-    let sub = state
-        .hub
-        .subscribe(params.filter, transport, start, params.snapshot);
     let mut head = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\
                      connection: upgrade\r\nsec-websocket-accept: "
         .to_vec();
@@ -191,13 +284,13 @@ pub async fn websocket(
     }
     head.extend_from_slice(b"\r\n\r\n");
     let first = clock_message(&state, transport, params.from.as_deref());
-    let conn = state.writers.adopt(
-        socket.0,
-        &state.hub,
-        sub,
-        (head.into(), first),
-        params.from.clone(),
-    );
+    let start = StreamStart {
+        head: head.into(),
+        first,
+        from: params.from.clone(),
+        chunked: false,
+    };
+    let conn = state.writers.adopt(socket.0, &state.hub, sub, start);
     let _guard = ReleaseOnDrop(Arc::clone(&conn));
 
     use futures_util::StreamExt;
@@ -208,7 +301,12 @@ pub async fn websocket(
     };
     // Whether a close frame is on its way to the client.
     let mut closing = false;
+    let mut frames = Bucket::new(FRAME_RATE, FRAME_BURST);
+    let mut filters = Bucket::new(FILTER_RATE, FILTER_BURST);
+    let mut strikes = 0;
     'read: loop {
+        // Back-pressure: a client that does not read its answers is not read either.
+        conn.output_room().await;
         let chunk = tokio::select! {
             () = conn.ended() => break 'read,
             chunk = payload.next() => chunk,
@@ -218,11 +316,30 @@ pub async fn websocket(
             // The client went away.
             _ => break 'read,
         }
+        let mut count = 0;
         loop {
-            match reader.next_message() {
+            let message = reader.next_message();
+            count += 1;
+            match message {
                 Ok(None) => break,
-                Ok(Some(Message::Ping(b))) => {
-                    conn.send_urgent(websocket::frame(WsOpcode::Pong, &b).into());
+                Ok(Some(Message::Ping(b))) => conn.send_pong(&b),
+                Ok(Some(Message::Pong)) => conn.pong_received(),
+                Ok(Some(Message::Text(_))) if !filters.take(1.0) => {
+                    strikes += 1;
+                    if strikes >= FILTER_STRIKES {
+                        let reason = "too many filter changes";
+                        conn.close_with(close_frame(1008, reason));
+                        closing = true;
+                        break 'read;
+                    }
+                    let message = format!(
+                        "too many filter changes: at most {FILTER_RATE} a second after a burst \
+                         of {FILTER_BURST}; this one was ignored (the stream goes on with the \
+                         filter in force; keep sending too fast and it is closed)"
+                    );
+                    conn.send_urgent(text(
+                        serde_json::json!({"type": "error", "message": message}),
+                    ));
                 }
                 Ok(Some(Message::Text(t))) => {
                     let wanted = websocket::filter_message(&t).and_then(|(filter, snapshot)| {
@@ -235,7 +352,13 @@ pub async fn websocket(
                                 "location_id": filter.location_ids(),
                                 "event_type": filter.event_types().iter().map(|t| t.name()).collect::<Vec<_>>(),
                             }));
-                            conn.change_filter(filter, snapshot, ack);
+                            let after = conn.begin_filter_change();
+                            let Some(sub) =
+                                subscribe(&state, filter, transport, after, snapshot).await
+                            else {
+                                break 'read;
+                            };
+                            conn.replace_subscription(sub, ack);
                         }
                         Err(e) => {
                             conn.send_urgent(text(
@@ -254,6 +377,14 @@ pub async fn websocket(
                     closing = true;
                     break 'read;
                 }
+            }
+        }
+        // A flood of frames is read at a bounded rate.
+        let wait = frames.borrow(f64::from(count));
+        if !wait.is_zero() {
+            tokio::select! {
+                () = conn.ended() => break 'read,
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }

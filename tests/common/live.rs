@@ -53,12 +53,13 @@ impl LiveServer {
 
     /// Runs `cmd` (a `serve` command line as the caller made it) and waits for its start
     /// line, which names its address.
-    pub fn spawn(mut cmd: Command) -> LiveServer {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+    pub fn spawn(cmd: Command) -> LiveServer {
+        Self::spawn_with_stderr(cmd, Stdio::null())
+    }
+
+    /// [`LiveServer::spawn`], its log going to `stderr`.
+    pub fn spawn_with_stderr(mut cmd: Command, stderr: impl Into<Stdio>) -> LiveServer {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("server output").unwrap();
         let addr = first
@@ -278,7 +279,21 @@ pub struct SseClient {
 
 impl SseClient {
     pub fn connect(addr: SocketAddr, path: &str, last_event_id: Option<&str>) -> SseClient {
-        let s = TcpStream::connect(addr).unwrap();
+        Self::over(TcpStream::connect(addr).unwrap(), addr, path, last_event_id)
+    }
+
+    /// [`SseClient::connect`] from another address of the loopback range (127.0.0.2, …).
+    pub fn connect_from(source: &str, addr: SocketAddr, path: &str) -> SseClient {
+        Self::over(connect_from(source, addr), addr, path, None)
+    }
+
+    /// Asks for the stream on a connected socket.
+    pub fn over(
+        s: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> SseClient {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut req =
             format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
@@ -613,4 +628,74 @@ pub fn ws_error_for(ws: &mut impl WsClient, text: &str) -> serde_json::Value {
         .into_iter()
         .find(|m| m["type"] == "error")
         .expect("an error message")
+}
+
+/// A connection to `addr` from `source` (another address of the loopback range, e.g.
+/// 127.0.0.2: the server sees another client).
+pub fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(addr).await.unwrap()
+    });
+    let std = stream.into_std().unwrap();
+    std.set_nonblocking(false).unwrap();
+    std
+}
+
+/// A process's resident memory in bytes (from /proc).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// A process's CPU time so far in seconds, user and system (from /proc).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and
+    // 15th of the line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Polls `/healthz` from another loopback address every 50 ms until `stop` is set;
+/// returns the slowest answer's time and how many requests failed.
+pub fn watch_health(
+    addr: SocketAddr,
+    source: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(Duration, usize)> {
+    std::thread::spawn(move || {
+        let (mut slowest, mut failed) = (Duration::ZERO, 0);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let t = Instant::now();
+            let mut s = connect_from(source, addr);
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let ok = s
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .is_ok()
+                && {
+                    let mut answer = String::new();
+                    s.read_to_string(&mut answer).is_ok() && answer.starts_with("HTTP/1.1 200")
+                };
+            if !ok {
+                failed += 1;
+            }
+            slowest = slowest.max(t.elapsed());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (slowest, failed)
+    })
 }

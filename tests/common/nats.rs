@@ -10,10 +10,17 @@ pub struct Nats {
     child: Child,
     pub port: u16,
     store: PathBuf,
+    /// More options of nats-server's (e.g. --user and --pass).
+    extra: Vec<String>,
 }
 
 impl Nats {
     pub fn start(name: &str) -> Nats {
+        Self::start_with(name, &[])
+    }
+
+    /// [`Nats::start`] with more options of nats-server's.
+    pub fn start_with(name: &str, extra: &[&str]) -> Nats {
         let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).is_file())
@@ -26,10 +33,12 @@ impl Nats {
             .unwrap()
             .port();
         let store = super::scratch_dir(&format!("nats_{name}"));
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         let mut nats = Nats {
-            child: spawn_nats(binary, port, &store),
+            child: spawn_nats(binary, port, &store, &extra),
             port,
             store,
+            extra,
         };
         nats.wait_up();
         nats
@@ -58,15 +67,16 @@ impl Nats {
             .into_iter()
             .find(|p| std::path::Path::new(p).is_file())
             .unwrap();
-        self.child = spawn_nats(binary, self.port, &self.store);
+        self.child = spawn_nats(binary, self.port, &self.store, &self.extra);
         self.wait_up();
     }
 }
 
-fn spawn_nats(binary: &str, port: u16, store: &std::path::Path) -> Child {
+fn spawn_nats(binary: &str, port: u16, store: &std::path::Path, extra: &[String]) -> Child {
     Command::new(binary)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(store)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
