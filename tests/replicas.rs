@@ -334,11 +334,22 @@ fn nats_with_a_password_scoped_to_the_clock() {
     cmd.arg("serve")
         .arg("--dataset")
         .arg(&dataset().0)
-        .args(["--bind", "127.0.0.1:0", "--control-token", TOKEN, "--start-day", "1"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--control-token",
+            TOKEN,
+            "--start-day",
+            "1",
+        ])
         .env("CASPERS_NATS", &url);
     let b = LiveServer::spawn(cmd);
     for server in [&a, &b] {
-        assert!(!server.start_line.contains(PASSWORD), "{}", server.start_line);
+        assert!(
+            !server.start_line.contains(PASSWORD),
+            "{}",
+            server.start_line
+        );
         let (_, health) = server.get("/healthz");
         assert!(health.contains("nats: connected"), "{health}");
     }
