@@ -41,6 +41,17 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `serve` on this binary's dataset with its own state file, from day 1, on a free port
+/// of 127.0.0.1, added to `cmd` (the binary itself, or a command that runs it).
+fn serve_args(cmd: &mut Command, state: &std::path::Path) {
+    cmd.arg("serve")
+        .arg("--dataset")
+        .arg(&dataset().0)
+        .arg("--state")
+        .arg(state)
+        .args(["--fresh", "--start-day", "1", "--bind", "127.0.0.1:0"]);
+}
+
 fn paused_server(extra: &[&str]) -> LiveServer {
     let mut args = vec!["--paused", "--start-day", "1"];
     args.extend_from_slice(extra);
@@ -463,27 +474,13 @@ fn one_address_cannot_take_every_place() {
     let dir = common::scratch_dir("hostile_admission");
     let (log, state) = (dir.join("server.log"), dir.join("clock.json"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
-    cmd.arg("serve")
-        .arg("--dataset")
-        .arg(&dataset().0)
-        .arg("--state")
-        .arg(&state)
-        .args([
-            "--fresh",
-            "--paused",
-            "--start-day",
-            "1",
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--control-token",
-            TOKEN,
-            "--max-clients",
-            "6",
-            "--max-clients-per-ip",
-            "3",
-        ]);
+    serve_args(&mut cmd, &state);
+    cmd.args(["--paused", "--control-token", TOKEN]).args([
+        "--max-clients",
+        "6",
+        "--max-clients-per-ip",
+        "3",
+    ]);
     let server = LiveServer::spawn_with_stderr(cmd, std::fs::File::create(&log).unwrap());
     let mut held = Vec::new();
     for _ in 0..3 {
@@ -532,6 +529,32 @@ fn one_address_cannot_take_every_place() {
     std::thread::sleep(Duration::from_millis(1500));
     let again = raw_websocket(server.addr, "", false);
     drop(again);
+    // Malformed requests are answered, not logged: a client cannot flood the log.
+    let before = std::fs::read_to_string(&log).unwrap().lines().count();
+    let malformed: [&[u8]; 5] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        b"POST /v1/clock HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pa",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n",
+        b"GET /v1/events HTTP/1.1\r\nHost: x\rX: y\r\n\r\n",
+    ];
+    for _ in 0..20 {
+        for bytes in malformed {
+            let mut s = connect_from("127.0.0.1", server.addr);
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let _ = s.write_all(bytes);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        before,
+        "100 malformed requests wrote nothing to the log: {text}"
+    );
 }
 
 /// Behind a trusted proxy, the address that counts is the one X-Forwarded-For names.
@@ -596,21 +619,9 @@ fn idle_connections_past_the_open_files_limit_stop_neither_streams_nor_saves() {
     let state = dir.join("clock.json");
     let mut cmd = Command::new("prlimit");
     cmd.arg("--nofile=1024:1024")
-        .arg(env!("CARGO_BIN_EXE_caspers-replay"))
-        .arg("serve")
-        .arg("--dataset")
-        .arg(&dataset().0)
-        .arg("--state")
-        .arg(&state)
-        .args([
-            "--fresh",
-            "--paused",
-            "--start-day",
-            "1",
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .args(["--control-token", TOKEN, "--tick-ms", "50"]);
+        .arg(env!("CARGO_BIN_EXE_caspers-replay"));
+    serve_args(&mut cmd, &state);
+    cmd.args(["--paused", "--control-token", TOKEN, "--tick-ms", "50"]);
     let server = LiveServer::spawn(cmd);
     assert!(
         server
@@ -679,14 +690,8 @@ fn no_empty_secret_and_no_secret_printed() {
     let state = common::scratch_dir("hostile_tokens").join("clock.json");
     let serve = |envs: &[(&str, &str)], args: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
-        cmd.arg("serve")
-            .arg("--dataset")
-            .arg(&dataset().0)
-            .arg("--state")
-            .arg(&state)
-            .args(["--fresh", "--start-day", "1", "--bind", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("CASPERS_CONTROL_TOKEN");
+        serve_args(&mut cmd, &state);
+        cmd.args(args).env_remove("CASPERS_CONTROL_TOKEN");
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -767,6 +772,37 @@ fn no_empty_secret_and_no_secret_printed() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(!stderr.contains(secret), "the secret was logged: {stderr}");
+}
+
+/// A token from a file is not printed either, unless asked with --print-presenter-url.
+#[test]
+fn a_token_from_a_file_is_printed_only_when_asked() {
+    let _serial = serial();
+    let dir = common::scratch_dir("hostile_token_file");
+    let file = dir.join("token");
+    let secret = "s3cret-from-a-file";
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    for (ask, printed) in [(false, false), (true, true)] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
+        serve_args(&mut cmd, &dir.join("clock.json"));
+        cmd.arg("--control-token-file")
+            .arg(&file)
+            .env_remove("CASPERS_CONTROL_TOKEN");
+        if ask {
+            cmd.arg("--print-presenter-url");
+        }
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut lines = String::new();
+        for _ in 0..3 {
+            std::io::BufRead::read_line(&mut out, &mut lines).unwrap();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(lines.contains(secret), printed, "{lines}");
+        assert!(lines.contains("presenter: http://"), "{lines}");
+    }
 }
 
 /// An HTTP/1.0 client gets its SSE stream delimited by the close, not chunked (RFC 9112
