@@ -197,6 +197,11 @@ fn under_attack(server: &LiveServer, max_growth: u64, attack: impl FnOnce()) {
     let growth = rss_bytes(server.child.id()).saturating_sub(rss_before);
     stop.store(true, Ordering::Relaxed);
     let (slowest, failed) = health.join().unwrap();
+    println!(
+        "measured: server RSS +{:.1} MB, slowest /healthz {} ms",
+        growth as f64 / 1048576.0,
+        slowest.as_millis()
+    );
     let want = expected(start, end, Filter::default());
     let got = pairs(&honest.events(want.len(), Duration::from_secs(20)));
     assert_eq!(got.len(), want.len(), "the honest client got every event");
@@ -370,6 +375,7 @@ fn a_flood_of_filter_changes_is_limited_and_then_closed() {
         assert_eq!(close, Some(1008), "persistent abuse is closed with 1008");
     });
     let cpu = cpu_seconds(server.child.id()) - cpu_before;
+    println!("measured: server CPU {cpu:.2} s for the flood and the honest client's window");
     assert!(cpu < 5.0, "the server spent {cpu:.1} s of CPU");
 }
 
