@@ -318,17 +318,7 @@ fn nats_with_a_password_scoped_to_the_clock() {
     let mut nats = Nats::start_with("auth", &["-c", conf.to_str().unwrap()]);
     let base = format!("127.0.0.1:{}", nats.port);
     let url = format!("nats://caspers:{PASSWORD}@{base}");
-    let args = |url: &str| -> Vec<String> {
-        ["--nats", url, "--paused", "--start-day", "1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    };
-    let a_args = args(&url);
-    let a = LiveServer::start(
-        &dataset().0,
-        &a_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let a = replica_at(&url);
     // The second replica takes the URL from the environment.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_caspers-replay"));
     cmd.arg("serve")
@@ -389,4 +379,27 @@ fn nats_with_a_password_scoped_to_the_clock() {
         assert!(Instant::now() < deadline, "{health}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A NATS token in the URL (`nats://TOKEN@host`) authenticates, and is never shown.
+#[test]
+fn nats_with_a_token() {
+    const SECRET: &str = "token-for-the-replicas";
+    let nats = Nats::start_with("token", &["--auth", SECRET]);
+    let url = format!("nats://{SECRET}@127.0.0.1:{}", nats.port);
+    let server = replica_at(&url);
+    assert!(!server.start_line.contains(SECRET), "{}", server.start_line);
+    let (_, health) = server.get("/healthz");
+    assert!(health.contains("nats: connected"), "{health}");
+    server.control(r#"{"speed": 120}"#);
+    clock_becomes(&server, "the change went through NATS", |c| {
+        c["speed"] == 120.0
+    });
+}
+
+fn replica_at(url: &str) -> LiveServer {
+    LiveServer::start(
+        &dataset().0,
+        &["--nats", url, "--paused", "--start-day", "1"],
+    )
 }
