@@ -1,6 +1,7 @@
 """One catch-up through Spark for benches/spark.rs: availableNow, JSON sink, local[2],
-the clock pinned, with this package's source or the seed's own (its class taken from the
-notebook in ../shared/seed at run time, its clock pinned the same way).
+the clock pinned, with this package's source or the seed's own (its class taken at run
+time from the seed's notebook, whose path CASPERS_SEED_NOTEBOOK gives, its clock pinned the
+same way).
 
 usage: python3 spark_source.py ours|seed DATASET OUT_DIR START_DAY NOW
 Prints one JSON line: rows, seconds in the source's read, seconds in all.
@@ -48,7 +49,8 @@ def ours():
 
 
 def seed():
-    notebook = os.path.join(os.path.dirname(__file__), "../../shared/seed/canonical_data_replay_notebook.txt")
+    # The seed's notebook is not in this repository: benches/spark.rs passes its path.
+    notebook = os.environ["CASPERS_SEED_NOTEBOOK"]
     text = open(notebook, encoding="utf-8").read()
     start = text.index("class CaspersDataSource(DataSource):")
     end = text.index("print(", text.index("return rows", start))

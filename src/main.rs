@@ -234,7 +234,7 @@ struct ServeArgs {
     ws_pong_timeout: f64,
 }
 
-/// What shapes the windows of `replay` and of the Spark source (SPEC section 3).
+/// What shapes the windows of `replay` and of the Spark source (docs/batch-replay.md, the batch replay).
 #[derive(clap::Args, Clone)]
 struct WindowRule {
     /// Day of the dataset (0-based) the first run catches up to.

@@ -22,8 +22,8 @@ fn expand_all(ds: &Dataset, shift: EventShift) -> Vec<String> {
         .collect()
 }
 
-/// One line per event type, written by hand from SPEC section 2: field order, UTC `ts`,
-/// body per type (a JSON string holding JSON), and the UUIDv5 id (ids from Python's uuid5).
+/// One line per event type, written by hand from docs/batch-replay.md (the event): field
+/// order, UTC `ts`, body per type (a JSON string holding JSON), and the UUIDv5 id (ids from Python's uuid5).
 const GOLDEN: [&str; 8] = [
     r#"{"event_id":"9dafdb9d-82bb-5b67-b689-1bdbb32f4715","event_type":"order_created","ts":"2024-01-05 12:00:00.000","location_id":1,"order_id":"A7K2M9","sequence":0,"body":"{\"customer_lat\":37.7499,\"customer_lon\":-122.4183,\"customer_addr\":\"3612 Main St\",\"items\":[{\"id\":180,\"name\":\"Chicago \\\"Dog\\\"\",\"price\":6.99,\"qty\":2}]}"}"#,
     r#"{"event_id":"4987a6fd-9fe8-5522-9651-67a5002b70e3","event_type":"gk_started","ts":"2024-01-05 12:02:00.000","location_id":1,"order_id":"A7K2M9","sequence":1,"body":"{}"}"#,
@@ -256,10 +256,9 @@ fn rejects_a_file_that_is_not_parquet_and_a_missing_dataset() {
 
 #[test]
 fn reads_the_real_locations_table() {
-    let shared = shared_dir();
     let dir = dataset_of("with_locations", &one_order());
     std::fs::copy(
-        shared.join("canonical_dataset/locations.parquet"),
+        common::repo_fixtures().join("locations.parquet"),
         dir.join("locations.parquet"),
     )
     .unwrap();
@@ -302,7 +301,7 @@ fn published_json_schema_matches_the_golden_lines() {
 
 #[test]
 fn index_cache_is_reused_rebuilt_when_damaged_and_replaced_when_the_file_changes() {
-    let fixture = shared_dir().join("fixtures/events_1day.parquet");
+    let fixture = fixtures_dir().join("events_1day.parquet");
     let dir = scratch_dir("index_cache");
     std::fs::copy(&fixture, dir.join("events.parquet")).unwrap();
     let cache_files = || -> Vec<std::path::PathBuf> {
@@ -372,7 +371,7 @@ fn index_cache_is_reused_rebuilt_when_damaged_and_replaced_when_the_file_changes
 
 #[test]
 fn a_cache_with_any_one_byte_changed_is_rebuilt_never_trusted() {
-    let fixture = shared_dir().join("fixtures/events_1day.parquet");
+    let fixture = fixtures_dir().join("events_1day.parquet");
     let dir = scratch_dir("index_cache_bytes");
     std::fs::copy(&fixture, dir.join("events.parquet")).unwrap();
     let want = expand_all(&Dataset::open(&dir).unwrap(), EventShift::default());

@@ -1,4 +1,4 @@
-//! The pandas-written fixture (`../shared/fixtures/events_1day.parquet`, the real layout)
+//! The pandas-written fixture day (tests/fixtures: the real layout, written by pandas)
 //! loads, and expands to what the seed itself emitted for it, event for event.
 
 mod common;
@@ -8,7 +8,7 @@ use caspers_replay::events::{EventShift, expand_event};
 
 #[test]
 fn pandas_fixture_expands_to_the_seeds_output() {
-    let fixtures = common::shared_dir().join("fixtures");
+    let fixtures = common::fixtures_dir();
     let dir = common::scratch_dir("fixture_1day");
     std::fs::copy(
         fixtures.join("events_1day.parquet"),

@@ -139,19 +139,19 @@ fn full_size_matches_the_canonical_volumes_and_narratives() {
 
 #[test]
 fn reads_in_pyarrow_and_pandas_with_the_canonical_types() {
-    let fixture = common::shared_dir().join("fixtures/events_1day.parquet");
+    let fixture = common::fixtures_dir().join("events_1day.parquet");
     let (dir, _) = generate_into("gen_pyarrow", 1, 3);
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_layout.py");
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(common::python())
         .arg(script)
         .arg(&dir)
         .arg(&fixture)
         .output()
-        .expect("python3 must be installed (with pyarrow and pandas: pip install pyarrow pandas)");
+        .expect("python3 must be installed (bash scripts/test.sh installs pyarrow and pandas into .venv)");
     assert!(
         out.status.success(),
-        "pyarrow/pandas layout check failed (pip install pyarrow pandas if missing):\n{}{}",
+        "pyarrow/pandas layout check failed (bash scripts/test.sh installs pyarrow and pandas into .venv):\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -126,7 +126,7 @@ const DAY0: i64 = 1_704_067_200; // 2024-01-01, day zero of every dataset here
 
 #[test]
 fn seed_fixture_runs_split_exactly_as_the_seed() {
-    let fixtures = common::shared_dir().join("fixtures");
+    let fixtures = common::fixtures_dir();
     let dataset = common::scratch_dir("replay_fixture_ds");
     std::fs::copy(
         fixtures.join("events_1day.parquet"),
@@ -613,12 +613,14 @@ fn output_files_read_as_json_lines_in_pandas() {
     );
     let events = r.lines().len();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_output.py");
-    let out = Command::new("python3")
+    let out = Command::new(common::python())
         .arg(script)
         .arg(&r.out)
         .arg(events.to_string())
         .output()
-        .expect("python3 with pandas must be installed (pip install pandas pyarrow)");
+        .expect(
+            "python3 with pandas must be installed (bash scripts/test.sh installs it into .venv)",
+        );
     assert!(
         out.status.success(),
         "{}{}",

@@ -15,15 +15,17 @@ use common::live::{LiveServer, TOKEN};
 
 #[test]
 fn schemathesis_finds_the_server_true_to_its_openapi_document() {
-    let st = Command::new("st").arg("--version").output();
+    let st = Command::new(common::venv_program("st"))
+        .arg("--version")
+        .output();
     assert!(
         st.is_ok_and(|o| o.status.success()),
-        "schemathesis is missing: pip install schemathesis (scripts/test.sh does it)"
+        "schemathesis is missing: bash scripts/test.sh installs it into .venv"
     );
     let (dir, _) = common::generated_dataset("schemathesis_dataset", 2, 71);
     let server = LiveServer::start(&dir, &["--paused", "--start-day", "1"]);
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("st")
+    let out = Command::new(common::venv_program("st"))
         .arg("run")
         .arg(repo.join("docs/openapi.yaml"))
         .args(["--url", &format!("http://{}", server.addr)])

@@ -20,20 +20,22 @@ fn spark_case(case: &str, args: &[&Path]) -> String {
 /// Runs a Python script with this build's engine and package; its output, once it passed.
 fn run_python(script: &Path, args: &[&std::ffi::OsStr]) -> String {
     let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
-    let ok = Command::new("python3")
+    let ok = Command::new(common::python())
         .args(["-c", "import pyspark, pyarrow"])
         .status()
         .is_ok_and(|s| s.success());
     assert!(
         ok,
-        "PySpark 4 and pyarrow are missing: pip install pyspark pyarrow (scripts/test.sh does it)"
+        "PySpark 4 and pyarrow are missing: bash scripts/test.sh installs them into .venv"
     );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
+    let out = Command::new(common::python())
         .arg(script)
         .args(args)
         .env("PYTHONPATH", root.join("python"))
         .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+        // Spark's Python workers run in the same environment as the driver.
+        .env("PYSPARK_PYTHON", common::python())
         .env("TZ", "UTC")
         .output()
         .expect("python3");
@@ -54,7 +56,7 @@ fn fixture_dataset() -> PathBuf {
 fn fixture_dataset_named(name: &str) -> PathBuf {
     let dir = common::scratch_dir(name);
     std::fs::copy(
-        common::shared_dir().join("fixtures/events_1day.parquet"),
+        common::fixtures_dir().join("events_1day.parquet"),
         dir.join("events.parquet"),
     )
     .unwrap();
@@ -65,7 +67,7 @@ fn fixture_dataset_named(name: &str) -> PathBuf {
 fn three_pinned_available_now_runs_emit_what_the_seed_emitted() {
     let dataset = fixture_dataset();
     let work = common::scratch_dir("spark_seed_runs");
-    let seed = common::shared_dir().join("fixtures/seed_output_1day");
+    let seed = common::fixtures_dir().join("seed_output_1day");
     let out = spark_case("seed-runs", &[&dataset, &seed, &work]);
     for run in 1..=3 {
         assert!(

@@ -91,3 +91,15 @@ fn serve(
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
+
+/// The Python the benches run: the project's environment (.venv, made by scripts/test.sh)
+/// when there is one, else `python3` on the PATH.
+#[allow(dead_code)] // only the Spark bench runs Python
+pub fn python() -> PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}

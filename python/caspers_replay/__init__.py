@@ -131,7 +131,7 @@ class CaspersStreamReader(DataSourceStreamReader):
     """Offsets are the engine's JSON: simulation time planned up to, the wall clock it
     stood there, the time shift and the dataset's tag. The first window catches up to the
     start day at the current UTC time of day; each later one advances by the wall time
-    since times the speed (SPEC section 3)."""
+    since times the speed (docs/batch-replay.md, the batch replay)."""
 
     def __init__(self, options):
         self.opts = Options.parse(options)

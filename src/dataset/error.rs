@@ -12,7 +12,7 @@ pub enum DatasetError {
     #[error("{path}: not a readable parquet file ({message})")]
     NotParquet { path: PathBuf, message: String },
 
-    #[error("{path}: missing column '{column}' (the canonical layout is in SPEC section 1)")]
+    #[error("{path}: missing column '{column}' (docs/batch-replay.md gives the canonical layout)")]
     MissingColumn { path: PathBuf, column: String },
 
     #[error("{path}: column '{column}' has type {found}, expected {expected}")]

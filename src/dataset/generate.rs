@@ -1,5 +1,6 @@
-//! Generates a realistic canonical dataset (SPEC section 5), deterministic for a seed, so that
-//! a new user without the real `events.parquet` still gets a live feed on the first command.
+//! Generates a realistic canonical dataset (docs/batch-replay.md, the generated dataset),
+//! deterministic for a seed, so that a new user without the real `events.parquet` still
+//! gets a live feed on the first command.
 //!
 //! Demand: per kitchen a daily volume (base × growth^day × weekday factor) spread over the
 //! day by a curve with lunch and dinner peaks, drawn as Poisson arrivals per minute. Each
@@ -332,7 +333,7 @@ pub fn generate(
     Ok(summary)
 }
 
-/// The column types pandas gives the real file (SPEC section 1).
+/// The column types pandas gives the real file (docs/batch-replay.md, the dataset).
 fn events_schema() -> Arc<Schema> {
     let f = |name: &str, dt: DataType| Field::new(name, dt, true);
     Arc::new(Schema::new(vec![

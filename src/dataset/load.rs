@@ -20,7 +20,8 @@ const fn col(name: &'static str, kind: Kind, required: bool) -> ColumnSpec {
     }
 }
 
-/// The columns of `events.parquet`, SPEC section 1. Every one must be present.
+/// The columns of `events.parquet` (docs/batch-replay.md, the dataset). Every one must be
+/// present.
 const COLUMNS: [ColumnSpec; 13] = [
     col("order_id", Kind::Text, true),
     col("location_id", Kind::Int, true),

@@ -1,4 +1,4 @@
-//! The one expansion of an indexed event to its canonical JSON object (SPEC section 2).
+//! The one expansion of an indexed event to its canonical JSON object (docs/batch-replay.md, the event).
 //!
 //! Every output of the product (files, SSE, WebSocket) calls [`expand_event`], so an event
 //! reads the same everywhere. It writes straight into the caller's reusable buffer: text the

@@ -1,4 +1,4 @@
-//! Batch replay ("availableNow" with a checkpoint), SPEC section 3.
+//! Batch replay ("availableNow" with a checkpoint), as docs/batch-replay.md describes it.
 //!
 //! Each run emits the events that became due since the last run into one JSON lines file,
 //! then exits. The first run catches up from the dataset's start to the start day at the
@@ -183,8 +183,8 @@ pub fn run(
 }
 
 /// The end of the window after `prev` (its end and the wall-clock instant it stood there),
-/// and the wall-clock instant the new end corresponds to (SPEC section 3). The one rule
-/// for the batch replay and the Spark source alike: the first run catches up to the start
+/// and the wall-clock instant the new end corresponds to (docs/batch-replay.md). The one
+/// rule for the batch replay and the Spark source alike: the first run catches up to the start
 /// day at `now`'s UTC time of day; later runs advance by the wall time since times `speed`;
 /// both stop at the dataset's end unless looping.
 pub fn plan_window(

@@ -13,17 +13,66 @@ use serde_json::Value;
 pub mod live;
 pub mod nats;
 
-/// `../shared` beside the repository: the spec, fixtures and real dimension tables.
-/// Fails with a clear message when it is missing (tests never pass by skipping).
-pub fn shared_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    assert!(
-        dir.join("fixtures/events_1day.parquet").is_file(),
-        "{} is missing: these tests read the fixtures in ../shared beside the repository \
-         (CI clones the repository next to it)",
-        dir.display()
-    );
-    dir
+/// The repository's tests/fixtures (see its README.md): the seed's output for one day, the
+/// real locations table, and what writes that day with pandas.
+pub fn repo_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The fixture day as the tests read it: `events_1day.parquet`, written by pandas (the
+/// real layout) with tests/fixtures/pandas_day.py, and `seed_output_1day/run{1,2,3}.jsonl`,
+/// what the seed emitted for it. Made once per test process.
+pub fn fixtures_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = scratch_dir(&format!("fixtures_{}", std::process::id()));
+        let seed = dir.join("seed_output_1day");
+        std::fs::create_dir_all(&seed).unwrap();
+        for run in ["run1", "run2", "run3"] {
+            let gz = repo_fixtures().join(format!("seed_output_1day/{run}.jsonl.gz"));
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap()),
+                &mut text,
+            )
+            .unwrap();
+            std::fs::write(seed.join(format!("{run}.jsonl")), text).unwrap();
+        }
+        let out = std::process::Command::new(python())
+            .arg(repo_fixtures().join("pandas_day.py"))
+            .arg(dir.join("events_1day.parquet"))
+            .output()
+            .expect(
+                "python3 (with pandas and pyarrow) must be installed: bash scripts/test.sh does it",
+            );
+        assert!(
+            out.status.success(),
+            "tests/fixtures/pandas_day.py failed (it needs pandas and pyarrow: bash \
+             scripts/test.sh installs them into .venv): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+    .clone()
+}
+
+/// The Python the tests run: the project's environment (.venv, made by scripts/test.sh)
+/// when there is one, else `python3` on the PATH.
+pub fn python() -> PathBuf {
+    venv_program("python3")
+}
+
+/// A program of the project's Python environment (e.g. schemathesis' `st`), or the one
+/// on the PATH when there is no environment.
+pub fn venv_program(name: &str) -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/bin")
+        .join(name);
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
 }
 
 /// A fresh empty directory under the target dir, named for the test.

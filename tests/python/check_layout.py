@@ -1,5 +1,5 @@
 """Checks that a generated events.parquet reads in pyarrow and pandas with exactly the
-column types of SPEC section 1, the same as the pandas-written fixture.
+column types of docs/batch-replay.md (the dataset), the same as the pandas-written fixture.
 
 usage: check_layout.py GENERATED_DIR FIXTURE_EVENTS_PARQUET
 """

@@ -45,7 +45,7 @@ export interface BodyByType {
     driver_ping: DriverPingBody;
     delivered: DeliveredBody;
 }
-/** One event as every caspers-replay output carries it (SPEC section 2). body is a JSON string holding a JSON object whose members depend on event_type. */
+/** One event as every caspers-replay output carries it (docs/batch-replay.md, the event). body is a JSON string holding a JSON object whose members depend on event_type. */
 export interface WireEvent {
     /** UUIDv5 of "{order_id}/{sequence}" in namespace 63c5c29f-7dfa-5fc2-a0cf-d03d7c34fa6c: stable across runs. */
     event_id: string;
