@@ -243,5 +243,6 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         cpu: server_cpu / wall,
         cpu_seconds: server_cpu,
         delivered,
+        rss_mb: rss,
     }
 }

@@ -14,8 +14,10 @@
 //! share one clock through a `nats-server -js` the bench starts; `--floor` measures the
 //! same against a minimal fan-out server on epoll, to show what the machine allows).
 //! `--compare [--rounds 3]` runs ours and the floor alternately and prints each side's
-//! median round and the ratios; `--stalled 1000 [--send-timeout 8]` measures clients that
-//! never read. After the clock stops, a run waits until the server's queues are empty, so
+//! median round and the ratios; `--capacity --p99-ms 200 [--mix] [--no-peer]` finds each
+//! server's largest number of subscribers within a delay bound (doubling, then bisection to
+//! 10 %; `--mix` adds the unfiltered and deflate mixes); `--stalled 1000 [--send-timeout 8]`
+//! measures clients that never read. After the clock stops, a run waits until the server's queues are empty, so
 //! a late event is not counted lost; every loss is either announced by a lag notice or
 //! fails the bench. All traffic stays on 127.0.0.1 and every run stops by itself.
 
@@ -335,6 +337,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
         cpu: server_cpu / measured,
         cpu_seconds: server_cpu,
         delivered,
+        rss_mb: rss_peak,
     };
     println!(
         "  on the wire {:.0} bytes per event delivered; connect {connect_s:.1} s; server ticks {ticks:.0}, fan-out {:.1} ms on average, {:.1} ms at most",
@@ -559,6 +562,29 @@ fn main() {
         .collect(),
     };
     let rounds = arg("--rounds").map_or(3, |r| r.parse().expect("--rounds N"));
+    if args.iter().any(|a| a == "--capacity") {
+        let bound = arg("--p99-ms").map_or(200, |b| b.parse().expect("--p99-ms MS"));
+        let peer = !args.iter().any(|a| a == "--no-peer");
+        let base = |filtered: bool, deflate: bool| Scenario {
+            subscribers: 0,
+            speed: arg("--speed").map_or(3600.0, |s| s.parse().expect("--speed X")),
+            seconds: arg("--seconds").map_or(10, |s| s.parse().expect("--seconds S")),
+            filtered,
+            replicas: 1,
+            at,
+            pin,
+            never_read: 0,
+            deflate,
+        };
+        capacity(&ds, &dir, &base(true, false), bound, rounds, peer);
+        if args.iter().any(|a| a == "--mix") {
+            capacity(&ds, &dir, &base(false, false), bound, rounds, peer);
+            // Nchan's channels carry the JSON as it is: no deflate mix for it.
+            capacity(&ds, &dir, &base(true, true), bound, rounds, false);
+        }
+        finish();
+        return;
+    }
     for sc in &scenarios {
         if args.iter().any(|a| a == "--compare") {
             compare(
@@ -659,6 +685,130 @@ fn compare(ds: &Dataset, dir: &std::path::Path, sc: &Scenario, rounds: usize, pe
     }
 }
 
+/// `--capacity --p99-ms B`: for ours, the floor and (with `peer`) nginx + Nchan, one after
+/// another (each alone on the machine), the most subscribers of `base`'s mix whose median
+/// p99 over `rounds` runs stays within `bound` ms with nothing lost unannounced: doubling
+/// from 1,000, then bisection to within 10 %. Prints each one's capacity and figures there,
+/// then the ratios.
+fn capacity(
+    ds: &Dataset,
+    dir: &std::path::Path,
+    base: &Scenario,
+    bound: u64,
+    rounds: usize,
+    peer: bool,
+) {
+    if peer {
+        nchan::check_installed();
+    }
+    let mut servers = vec!["ours", "the floor"];
+    if peer {
+        servers.push("nginx + Nchan");
+    }
+    let mix = match (base.filtered, base.deflate) {
+        (true, false) => "one location each",
+        (true, true) => "one location each, WebSocket clients with permessage-deflate",
+        (false, _) => "every event",
+    };
+    let mut found: Vec<(&str, usize, Summary)> = Vec::new();
+    for name in servers {
+        // The median run (by p99) at n subscribers, and whether it is within the bound.
+        let at = |n: usize| -> (bool, Summary) {
+            let sc = Scenario {
+                subscribers: n,
+                ..*base
+            };
+            let mut runs: Vec<Summary> = (0..rounds)
+                .map(|round| {
+                    println!(
+                        "-- {name}: {n} subscribers ({mix}), round {} of {rounds}",
+                        round + 1
+                    );
+                    match name {
+                        "ours" => run(ds, dir, &sc),
+                        "the floor" => floor::run(ds, &sc),
+                        _ => nchan::run(ds, &sc),
+                    }
+                })
+                .collect();
+            let clean = runs.iter().all(|r| r.unannounced == 0);
+            runs.sort_by_key(|r| r.p99);
+            let median = runs.swap_remove(runs.len() / 2);
+            let ok = clean && median.p99 <= bound;
+            println!(
+                "-- {name} at {n}: median p99 {} ms{} -> {}",
+                median.p99,
+                if clean {
+                    ""
+                } else {
+                    ", events lost unannounced"
+                },
+                if ok { "within" } else { "over" }
+            );
+            (ok, median)
+        };
+        let (mut good, mut bad): (Option<(usize, Summary)>, Option<usize>) = (None, None);
+        let mut n = 1000;
+        while bad.is_none() && n <= 64_000 {
+            match at(n) {
+                (true, s) => {
+                    good = Some((n, s));
+                    n *= 2;
+                }
+                (false, _) => bad = Some(n),
+            }
+        }
+        while good.is_none() && n > 100 {
+            n /= 2;
+            match at(n) {
+                (true, s) => good = Some((n, s)),
+                (false, _) => bad = Some(n),
+            }
+        }
+        while let (Some((lo, _)), Some(hi)) = (&good, bad) {
+            if hi - lo <= lo / 10 {
+                break;
+            }
+            let mid = (lo + hi) / 2;
+            match at(mid) {
+                (true, s) => good = Some((mid, s)),
+                (false, _) => bad = Some(mid),
+            }
+        }
+        match good {
+            Some((n, s)) => found.push((name, n, s)),
+            None => println!("-- {name}: over {bound} ms even at {n} subscribers"),
+        }
+    }
+    println!(
+        "\ncapacity at p99 <= {bound} ms ({mix}, {}x from the dinner peak, median of {rounds} rounds, within 10 %):",
+        base.speed
+    );
+    println!(
+        "| server | subscribers | p50 ms | p99 ms | server CPU (cores) | delivered events/s per server core | RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, n, s) in &found {
+        println!(
+            "| {name} | {n} | {} | {} | {:.2} | {:.0} | {:.0} |",
+            s.p50,
+            s.p99,
+            s.cpu,
+            s.events_per_s / s.cpu.max(1e-9),
+            s.rss_mb
+        );
+    }
+    if let Some((_, ours, o)) = found.iter().find(|f| f.0 == "ours") {
+        for (name, n, s) in found.iter().filter(|f| f.0 != "ours") {
+            println!(
+                "ours / {name}: capacity {:.2}, CPU per delivered event at capacity {:.2}",
+                *ours as f64 / *n as f64,
+                o.cpu_per_event_us() / s.cpu_per_event_us()
+            );
+        }
+    }
+}
+
 /// One run's figures, for `--compare`.
 pub struct Summary {
     pub p50: u64,
@@ -671,6 +821,8 @@ pub struct Summary {
     /// Server CPU over the whole measurement, seconds, and the events delivered in it.
     pub cpu_seconds: f64,
     pub delivered: u64,
+    /// The server's resident memory at the end (at most, for ours), MB.
+    pub rss_mb: f64,
 }
 
 impl Summary {

@@ -435,5 +435,6 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         cpu: server_cpu / measured,
         cpu_seconds: server_cpu,
         delivered,
+        rss_mb: rss,
     }
 }
