@@ -68,7 +68,7 @@ fn every_subscriber_gets_its_filters_events_or_is_told_what_it_missed() {
     // start and never reads until the clock stops.
     let mut clients = Vec::new();
     for i in 0..320 {
-        let (query, filter) = groups[i % groups.len()].clone();
+        let (query, filter) = groups[i % groups.len()];
         let slow = (i / groups.len()) % 10 == 9;
         let stream = if slow {
             small_window(server.addr)
