@@ -48,10 +48,10 @@ fi
 python -m pip install --quiet --disable-pip-version-check ./python
 python -c "from caspers_replay._engine import engine_path; print('caspers_replay installed, engine', engine_path())"
 
-# The page tests' and the API documents' node modules, and the TypeScript client's build
-# tools (its committed build is checked against its sources); npm ci when the lock file is
-# newer than the last install.
-for dir in tests/e2e clients/js; do
+# The page tests' and the API documents' node modules, the TypeScript client's build tools
+# (its committed build is checked against its sources), and the React example's (built on
+# the packed client); npm ci when the lock file is newer than the last install.
+for dir in tests/e2e clients/js examples/react; do
   if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --silent)
   fi

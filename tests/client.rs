@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,7 @@ use caspers_replay::dataset::Dataset;
 use caspers_replay::events::Filter;
 use common::live::{LiveServer, TOKEN, expected};
 use common::nats::Nats;
+use common::page::{Page, one_browser};
 use serde_json::Value;
 
 const DAY1: i64 = 1_704_067_200 + 86_400;
@@ -25,138 +24,6 @@ const DAY1: i64 = 1_704_067_200 + 86_400;
 fn dataset() -> &'static (PathBuf, Dataset) {
     static DS: OnceLock<(PathBuf, Dataset)> = OnceLock::new();
     DS.get_or_init(|| common::generated_dataset("client_dataset", 3, 51))
-}
-
-/// One Chromium at a time: these tests are heavy for two cores.
-fn one_browser() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A page of its own origin in headless Chromium (tests/e2e/page.mjs), evaluating what the
-/// test sends it.
-struct Page {
-    child: Child,
-    stdin: ChildStdin,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    origin: String,
-}
-
-impl Page {
-    fn open() -> Page {
-        Page::open_with(&[])
-    }
-
-    /// The page of `args` (an HTML file and its query) instead of an empty one.
-    fn open_with(args: &[&str]) -> Page {
-        let e2e = common::e2e_dir();
-        let mut child = Command::new("node")
-            .arg(e2e.join("page.mjs"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node must be installed");
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("the page's first line").unwrap();
-        let origin = first
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("{first}"))
-            .to_string();
-        Page {
-            child,
-            stdin,
-            lines,
-            origin,
-        }
-    }
-
-    /// Evaluates one JavaScript expression (awaited) in the page.
-    fn eval(&mut self, js: &str) -> Value {
-        assert!(!js.contains('\n'));
-        writeln!(self.stdin, "{js}").unwrap();
-        let line = self.lines.next().expect("an answer").unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap();
-        if let Some(e) = v.as_str().and_then(|s| s.strip_prefix("error: ")) {
-            panic!("the page threw on {js}: {e}");
-        }
-        v
-    }
-
-    /// Waits (up to `secs`) until `js` is true in the page.
-    fn until(&mut self, what: &str, js: &str, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while self.eval(js) != Value::Bool(true) {
-            if Instant::now() > deadline {
-                let feeds = self.eval(
-                    "Object.entries(window.feeds || {}).map(([k, v]) => [k, v.f.status, v.f.position, v.rec.events.length, v.rec.clocks, v.rec.lags, v.rec.errors])",
-                );
-                panic!("timed out waiting for {what}; the feeds: {feeds}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Loads the client from `server` and starts a feed named `name` on `base` with the
-    /// options `options` (a JavaScript object literal), recording what it delivers.
-    fn feed(&mut self, server: SocketAddr, name: &str, base: &str, options: &str) {
-        self.eval(&format!(
-            "import('http://{server}/client/caspers-replay.js').then((m) => {{ window.m = m; window.feeds = window.feeds || {{}}; \
-             const f = m.connect('{base}', {options}); const rec = {{ events: [], clocks: [], lags: [], errors: [] }}; \
-             f.onEvent((e) => rec.events.push(e)); f.onClock((c) => rec.clocks.push(c.reason)); \
-             f.onLag((l) => rec.lags.push(l)); f.onError((e) => rec.errors.push(e.kind + ': ' + e.message)); \
-             window.feeds['{name}'] = {{ f, rec }}; return true; }})"
-        ));
-        self.until(
-            &format!("feed {name} to open"),
-            &format!("window.feeds['{name}'].f.status === 'open'"),
-            10,
-        );
-    }
-
-    fn count(&mut self, name: &str) -> usize {
-        self.eval(&format!("window.feeds['{name}'].rec.events.length"))
-            .as_u64()
-            .unwrap() as usize
-    }
-
-    /// Waits until feed `name` has delivered at least `n` events.
-    fn wait_for(&mut self, name: &str, n: usize, secs: u64) {
-        self.until(
-            &format!("{n} events on {name}"),
-            &format!("window.feeds['{name}'].rec.events.length >= {n}"),
-            secs,
-        );
-    }
-
-    /// What feed `name` delivered: (position, the event as the client gives it).
-    fn events(&mut self, name: &str) -> Vec<(String, Value)> {
-        let v = self.eval(&format!(
-            "window.feeds['{name}'].rec.events.map((e) => [e.position, e])"
-        ));
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|pair| {
-                let mut e = pair[1].clone();
-                e.as_object_mut().unwrap().remove("position");
-                (pair[0].as_str().unwrap().to_string(), e)
-            })
-            .collect()
-    }
-
-    fn record(&mut self, name: &str, what: &str) -> Value {
-        self.eval(&format!("window.feeds['{name}'].rec.{what}"))
-    }
-}
-
-impl Drop for Page {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// JSON values equal, numbers compared as numbers (the client re-serializes what it parsed:

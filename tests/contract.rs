@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -328,6 +328,21 @@ fn the_server_serves_the_documents_and_the_client_as_committed() {
             "clients/js/dist/caspers-replay.js",
             "text/javascript",
         ),
+        (
+            "/client/caspers-replay.d.ts",
+            "clients/js/dist/caspers-replay.d.ts",
+            "text/plain",
+        ),
+        (
+            "/client/events.generated.d.ts",
+            "clients/js/dist/events.generated.d.ts",
+            "text/plain",
+        ),
+        (
+            "/client/caspers-replay.js.map",
+            "clients/js/dist/caspers-replay.js.map",
+            "application/json",
+        ),
     ] {
         let a = exchange(
             server.addr,
@@ -353,21 +368,6 @@ fn the_server_serves_the_documents_and_the_client_as_committed() {
     }
 }
 
-/// Runs a tool of clients/js's node_modules (`.bin/NAME`).
-fn npm_tool(client: &Path, tool: &str, args: &[&str]) {
-    let out = Command::new(client.join("node_modules/.bin").join(tool))
-        .args(args)
-        .current_dir(client)
-        .output()
-        .expect("node must be installed");
-    assert!(
-        out.status.success(),
-        "{tool} {args:?}\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn the_committed_client_is_what_its_sources_and_the_event_schema_build_to() {
     let client = common::client_dir();
@@ -385,31 +385,25 @@ fn the_committed_client_is_what_its_sources_and_the_event_schema_build_to() {
         std::fs::read_to_string(client.join("src/events.generated.ts")).unwrap(),
         "src/events.generated.ts is not what schema/event.schema.json gives: npm run build in clients/js"
     );
-    // Type-checks (strict) and writes the declarations; then the one ES module.
+    // Type-checks (strict) and writes the declarations; then the ES modules.
     let dist = out.join("dist");
-    npm_tool(
-        &client,
-        "tsc",
-        &["-p", ".", "--outDir", dist.to_str().unwrap()],
-    );
-    let bundle = dist.join("caspers-replay.js");
-    npm_tool(
-        &client,
-        "esbuild",
-        &[
-            "src/caspers-replay.ts",
-            "--bundle",
-            "--format=esm",
-            "--target=es2020",
-            "--legal-comments=none",
-            "--log-level=warning",
-            &format!("--outfile={}", bundle.display()),
-        ],
+    let build = Command::new("node")
+        .args(["scripts/build.mjs", "--no-generate", "--out"])
+        .arg(&dist)
+        .current_dir(&client)
+        .output()
+        .expect("node must be installed");
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
     );
     for file in [
         "caspers-replay.js",
         "caspers-replay.d.ts",
         "events.generated.d.ts",
+        "react.js",
+        "react.d.ts",
     ] {
         assert_eq!(
             std::fs::read_to_string(dist.join(file)).unwrap(),
@@ -417,6 +411,7 @@ fn the_committed_client_is_what_its_sources_and_the_event_schema_build_to() {
             "dist/{file} is not what the sources build to: npm run build in clients/js"
         );
     }
+    let bundle = dist.join("caspers-replay.js");
     let js = std::fs::read_to_string(&bundle).unwrap();
     assert!(
         !js.lines()

@@ -33,6 +33,9 @@ pub trait Emitter: Send + Sync {
     fn emit(&self, a: i64, b: i64);
     /// Tells every subscriber: a control message of `kind` whose JSON is `json`.
     fn announce(&self, kind: &str, json: &[u8]);
+    /// The clock was sought to `sim` and the seek announced: what was shown before it
+    /// (the orders in flight) is stale.
+    fn sought(&self, sim: i64);
 }
 
 /// Fastest speed a presenter may set.
@@ -355,6 +358,9 @@ impl ClockTask {
         let reason = next.reason.clone();
         self.record = next;
         self.publish(now, &reason);
+        if seek {
+            self.hub.sought(self.cursor);
+        }
     }
 
     /// A shared record from NATS: in force at its anchor (at once if that has passed).

@@ -85,6 +85,8 @@ pub struct HubMetrics {
 struct Member {
     id: u64,
     queue: Arc<ClientQueue>,
+    /// Asked for the orders in flight: sent again after every seek.
+    snapshot: bool,
 }
 
 #[derive(Default)]
@@ -217,6 +219,7 @@ impl Hub {
                 .push(Member {
                     id,
                     queue: Arc::clone(&queue),
+                    snapshot,
                 });
             (id, s.history.clone())
         };
@@ -437,6 +440,34 @@ impl Hub {
         }
     }
 
+    /// After a seek to `sim` (announced already): every subscriber that asked for a
+    /// snapshot gets the orders in flight there, built once per group like a tick's chunk,
+    /// so that an app replaces what the seek made stale.
+    pub fn send_fresh_snapshots(&self, sim: i64) {
+        let wanted: Vec<(Filter, Transport, Vec<Arc<ClientQueue>>)> = {
+            let s = self.state.lock().expect("hub lock");
+            s.groups
+                .iter()
+                .filter_map(|(&(filter, transport), members)| {
+                    let queues: Vec<_> = members
+                        .iter()
+                        .filter(|m| m.snapshot)
+                        .map(|m| Arc::clone(&m.queue))
+                        .collect();
+                    (!queues.is_empty()).then_some((filter, transport, queues))
+                })
+                .collect()
+        };
+        // Built outside the lock, so that ticks are not held up.
+        for (filter, transport, queues) in wanted {
+            let snapshot = EventChunk::notice(self.snapshot(sim, filter, transport));
+            for queue in queues {
+                queue.push_events(snapshot.clone());
+            }
+        }
+        self.keep_to_budget();
+    }
+
     /// Sends a control message (its JSON has `"type": kind`) to every subscriber.
     pub fn broadcast_control(&self, kind: &str, json: &[u8]) {
         const TRANSPORTS: [Transport; 3] = [
@@ -595,6 +626,10 @@ impl Emitter for Hub {
 
     fn announce(&self, kind: &str, json: &[u8]) {
         self.broadcast_control(kind, json);
+    }
+
+    fn sought(&self, sim: i64) {
+        self.send_fresh_snapshots(sim);
     }
 }
 

@@ -219,10 +219,7 @@ impl Server {
                 }))
                 .service(endpoint("/", "GET").route(web::get().to(index)))
                 .service(endpoint("/basemap.json", "GET").route(web::get().to(basemap)))
-                .service(
-                    endpoint("/client/caspers-replay.js", "GET")
-                        .route(web::get().to(client_module)),
-                )
+                .service(endpoint("/client/{file}", "GET").route(web::get().to(client_file)))
                 .service(endpoint("/asyncapi.yaml", "GET").route(web::get().to(asyncapi)))
                 .service(endpoint("/openapi.yaml", "GET").route(web::get().to(openapi)))
                 .service(endpoint("/healthz", "GET").route(web::get().to(control::healthz)))
@@ -251,7 +248,8 @@ impl Server {
         // stops accepting), so the clock's saves and the streams never run out of files.
         .max_connections(per_worker)
         .disable_signals()
-        .shutdown_timeout(3)
+        // A client that does not take its close in this long is not waited for.
+        .shutdown_timeout(1)
         .bind(&opts.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", opts.bind))?;
         let addrs = server.addrs();
@@ -265,25 +263,37 @@ impl Server {
         })
     }
 
-    /// Serves until SIGINT or SIGTERM, then tells every client and stops.
+    /// Serves until SIGINT or SIGTERM, then closes the listeners (a client that reconnects
+    /// finds the port closed and tries again later, rather than wait on a dying process),
+    /// sends every stream its close, and stops once they are written.
     pub async fn run_until_signal(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let hub = Arc::clone(&self.hub);
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
-            log::info!("shutting down: closing every stream");
+            log::info!("shutting down: closing the listeners and every stream");
             // The clock's state is saved at every change and tick (a crash loses nothing),
-            // so a shutdown held up past this (a peer that never reads its close, a slow
-            // disk) ends the process rather than hang a supervisor's stop.
+            // so a shutdown held up past this (a slow disk, a stuck worker) ends the process
+            // rather than hang a supervisor's stop.
             std::thread::spawn(|| {
                 std::thread::sleep(Duration::from_secs(8));
                 log::warn!("shutdown took over 8 s: exiting now");
                 std::process::exit(0);
             });
+            // The listeners close as this is sent.
+            let stopped = handle.stop(true);
             hub.close_all("server shutting down");
-            // Let the writers send their close messages.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            handle.stop(true).await;
+            // Each stream ends once its close is written; a client that does not take it
+            // soon is not waited for, so that the process is gone within a second.
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(750);
+            while hub.counts() != (0, 0) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // What actix still holds are connections whose streams are over (it would wait
+            // its shutdown timeout for some of them): the state is on disk, so exit now.
+            let _ = tokio::time::timeout(Duration::from_millis(20), stopped).await;
+            log::info!("stopped");
+            std::process::exit(0);
         });
         self.server.await
     }
@@ -325,13 +335,48 @@ async fn index() -> HttpResponse {
         .body(include_str!("../../static/index.html"))
 }
 
-/// The TypeScript client, built (clients/js): the map page runs on it, and other origins
-/// may load it from here.
-async fn client_module() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(include_str!("../../clients/js/dist/caspers-replay.js"))
+/// The TypeScript client as built in clients/js: the module (the map page runs on it, and
+/// pages of other origins may import it from here), its source map, and its declarations
+/// for a TypeScript app that keeps a copy of the module beside them.
+const CLIENT_FILES: [(&str, &str, &str); 4] = [
+    (
+        "caspers-replay.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../clients/js/dist/caspers-replay.js"),
+    ),
+    (
+        "caspers-replay.js.map",
+        "application/json",
+        include_str!("../../clients/js/dist/caspers-replay.js.map"),
+    ),
+    (
+        "caspers-replay.d.ts",
+        "text/plain; charset=utf-8",
+        include_str!("../../clients/js/dist/caspers-replay.d.ts"),
+    ),
+    (
+        "events.generated.d.ts",
+        "text/plain; charset=utf-8",
+        include_str!("../../clients/js/dist/events.generated.d.ts"),
+    ),
+];
+
+async fn client_file(file: web::Path<String>) -> HttpResponse {
+    match CLIENT_FILES
+        .iter()
+        .find(|(name, ..)| *name == file.as_str())
+    {
+        Some((_, content_type, body)) => HttpResponse::Ok()
+            .content_type(*content_type)
+            .insert_header(("Cache-Control", "no-cache"))
+            .body(*body),
+        None => HttpResponse::NotFound().json(serde_json::json!({
+            "error": format!(
+                "no client file {file:?}: /client/ serves {}",
+                CLIENT_FILES.map(|f| f.0).join(", ")
+            )
+        })),
+    }
 }
 
 /// The streams' contract (AsyncAPI 3.0).

@@ -225,20 +225,6 @@ pub async fn websocket(
     if let Err(e) = actix_http::ws::verify_handshake(req.head()) {
         return bad_request(&format!("not a WebSocket handshake: {e}"));
     }
-    let origin = req
-        .headers()
-        .get("origin")
-        .map(|o| String::from_utf8_lossy(o.as_bytes()));
-    let host = req.headers().get("host").and_then(|h| h.to_str().ok());
-    if !state.cors.may_open_websocket(origin.as_deref(), host) {
-        return HttpResponse::Forbidden().json(serde_json::json!({
-            "error": format!(
-                "a page of origin '{}' may not open this WebSocket (the server allows only \
-                 its own origin and those given with --cors-origin)",
-                origin.unwrap_or_default()
-            )
-        }));
-    }
     let Some(key) = req.headers().get("sec-websocket-key") else {
         return bad_request("not a WebSocket handshake: no Sec-WebSocket-Key");
     };

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 pub mod live;
 pub mod nats;
+pub mod page;
 
 /// The repository's tests/fixtures (see its README.md): the seed's output for one day, the
 /// real locations table, and what writes that day with pandas.

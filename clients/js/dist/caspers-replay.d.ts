@@ -11,12 +11,19 @@ export type ParsedEvent = {
 }[EventType];
 /** A stream event: a parsed event and its position (resume from it with `from`). */
 export type CaspersEvent = ParsedEvent & {
-    /** `<dataset tag>-<loop>-<row>`: where this event sits in the stream. */
+    /** `<dataset tag>-<loop>-<row>`: where this event sits in the stream (compare two with
+     * {@link comparePositions}). */
     position: string;
 };
-/** Why a clock message was sent. `restarted`: this connection resumed from a position an
- * earlier server process (or another replica) sent. */
-export type ClockReason = 'connected' | 'restarted' | 'speed' | 'pause' | 'resume' | 'seek' | 'change' | 'end' | (string & {});
+/** The stream event of one type, e.g. `EventOf<'driver_ping'>`. */
+export type EventOf<K extends EventType> = Extract<CaspersEvent, {
+    event_type: K;
+}>;
+/** Why a clock message was sent: `connected` (the stream's first message), `restarted`
+ * (this connection resumed from a position an earlier server process or another replica
+ * sent), a presenter's `speed`, `pause`, `resume`, `seek`, or `change` (several at once),
+ * and `end` (the clock stopped at the dataset's end). */
+export type ClockReason = 'connected' | 'restarted' | 'speed' | 'pause' | 'resume' | 'seek' | 'change' | 'end';
 /** The server's clock (`GET /v1/clock`, and the stream's `clock` messages). */
 export interface ClockState {
     /** Simulation time, Unix seconds. */
@@ -37,8 +44,10 @@ export interface ClockMessage extends ClockState {
     type: 'clock';
     reason: ClockReason;
 }
-/** The orders in flight when the stream started (`snapshot: true`): for each, its
- * order_created, driver_picked_up and latest driver_ping. They carry no position. */
+/** The orders in flight (`snapshot: true`) when a connection opens (a resumed one's comes
+ * before the events it missed) and after every seek: for each, its order_created,
+ * driver_picked_up and latest driver_ping. An app replaces what it shows with it, then
+ * applies the events that follow. They carry no position. */
 export interface Snapshot {
     sim_time: number;
     orders: number;
@@ -64,12 +73,15 @@ export interface FeedError {
 }
 export interface Filter {
     /** Kitchens to receive (none or empty: all). */
-    locationIds?: number[];
+    locationIds?: readonly number[];
     /** Event types to receive (none or empty: all). */
-    eventTypes?: EventType[];
-    /** Send the orders in flight first (see {@link Snapshot}). */
+    eventTypes?: readonly EventType[];
+    /** Send the orders in flight first (again at each reconnection), and after every seek
+     * (see {@link Snapshot}). */
     snapshot?: boolean;
 }
+/** A WebSocket constructor, for a runtime without a global one (e.g. the `ws` package). */
+export type WebSocketConstructor = new (url: string) => WebSocket;
 export interface ConnectOptions extends Filter {
     /** `sse` (default) or `websocket`. */
     transport?: 'sse' | 'websocket';
@@ -81,6 +93,9 @@ export interface ConnectOptions extends Filter {
         initialMs?: number;
         maxMs?: number;
     };
+    /** The WebSocket to use where the runtime has none (Node 20 without
+     * `--experimental-websocket`). */
+    WebSocket?: WebSocketConstructor;
 }
 /** The feed's connection: `connecting` (first or later attempt), `open`, `closed` (by
  * {@link Feed.close}). */
@@ -88,6 +103,8 @@ export type FeedStatus = 'connecting' | 'open' | 'closed';
 export interface Feed extends AsyncIterable<CaspersEvent> {
     /** Each handler registration returns a function that removes it. */
     onEvent(cb: (event: CaspersEvent) => void): () => void;
+    /** Events of one type, typed as that type: `feed.on('driver_ping', (e) => e.body.loc_lat)`. */
+    on<K extends EventType>(type: K, cb: (event: EventOf<K>) => void): () => void;
     onClock(cb: (clock: ClockMessage) => void): () => void;
     onLag(cb: (lag: LagNotice) => void): () => void;
     onError(cb: (error: FeedError) => void): () => void;
@@ -95,8 +112,10 @@ export interface Feed extends AsyncIterable<CaspersEvent> {
     onStatus(cb: (status: FeedStatus) => void): () => void;
     /** Changes what the feed receives, going on from the last event delivered: over
      * WebSocket in place, over SSE by reconnecting from that position. Nothing is lost or
-     * repeated at the change. */
-    setFilter(filter: Filter): void;
+     * repeated at the change. Resolves when the new filter is in force (the server
+     * acknowledged it, or the new stream is open); rejects if the server refuses it or the
+     * feed is closed first. */
+    setFilter(filter: Filter): Promise<void>;
     close(): void;
     /** The last position delivered (to resume from), if any. */
     readonly position: string | null;
@@ -120,8 +139,13 @@ export declare class SimClock {
 }
 /** Parses a wire event's body. */
 export declare function parseEvent(wire: WireEvent): ParsedEvent;
+/** Orders two positions of one dataset as the stream does: negative if `a` came first,
+ * 0 if they are the same, positive if `a` came later. Throws a `TypeError` for a text
+ * that is not a position, or for positions of two different datasets. */
+export declare function comparePositions(a: string, b: string): number;
 /** Subscribes to the live feed of the server at `baseUrl` (e.g. `http://127.0.0.1:8080`;
- * `''` for the page's own server). */
+ * `''` for the page's own server). Throws a `TypeError` for options it cannot use (a
+ * malformed `from`, an unknown transport, no WebSocket in this runtime). */
 export declare function connect(baseUrl: string, options?: ConnectOptions): Feed;
 /** Why a presenter's change was refused: the HTTP status and the server's message. */
 export declare class ControlError extends Error {

@@ -1,5 +1,5 @@
 /** The body of gk_started, gk_finished, gk_ready and driver_arrived, and of the others when their data is missing. */
-export type EmptyBody = Record<string, never>;
+export type EmptyBody = Record<never, never>;
 export type OrderItem = {
     id: number;
     category_id: number;
@@ -20,18 +20,27 @@ export type OrderCreatedBody = {
 /** The street route from the kitchen to the customer, when the dataset has one. */
 export type DriverPickedUpBody = {
     route_points: LatLon[];
-} | EmptyBody;
+} | {
+    route_points?: undefined;
+};
 /** Where the driver is, when the dataset has it. */
 export type DriverPingBody = {
     progress_pct: number;
     loc_lat: number;
     loc_lon: number;
-} | EmptyBody;
+} | {
+    progress_pct?: undefined;
+    loc_lat?: undefined;
+    loc_lon?: undefined;
+};
 /** Where the order was delivered, when the dataset has it. */
 export type DeliveredBody = {
     delivered_lat: number;
     delivered_lon: number;
-} | EmptyBody;
+} | {
+    delivered_lat?: undefined;
+    delivered_lon?: undefined;
+};
 /** What happened. */
 export type EventType = "order_created" | "gk_started" | "gk_finished" | "gk_ready" | "driver_arrived" | "driver_picked_up" | "driver_ping" | "delivered";
 /** The parsed body of each event type. */

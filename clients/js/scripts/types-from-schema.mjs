@@ -22,7 +22,16 @@ function typeOf(s, indent = '') {
     if (!schema.$defs?.[name]) fail(`unknown $ref ${s.$ref}`);
     return name;
   }
-  if (s.anyOf) return s.anyOf.map((x) => typeOf(x, indent)).join(' | ');
+  if (s.anyOf) {
+    // An object or the empty body: the empty one names the other's members as absent, so
+    // that reading one gives `T | undefined` and checking it (`!== undefined`) narrows.
+    const fields = s.anyOf.flatMap((x) => Object.keys(x.properties ?? {}));
+    return s.anyOf
+      .map((x) => (isEmpty(x) && fields.length
+        ? `{ ${fields.map((f) => `${f}?: undefined;`).join(' ')} }`
+        : typeOf(x, indent)))
+      .join(' | ');
+  }
   if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
   if (s.const !== undefined) return JSON.stringify(s.const);
   switch (s.type) {
@@ -33,7 +42,8 @@ function typeOf(s, indent = '') {
       if (s.prefixItems) return `[${s.prefixItems.map((x) => typeOf(x, indent)).join(', ')}]`;
       return `${wrap(typeOf(s.items, indent))}[]`;
     case 'object': {
-      if (s.maxProperties === 0) return 'Record<string, never>';
+      // No members: reading any is a compile error.
+      if (s.maxProperties === 0) return 'Record<never, never>';
       const required = new Set(s.required ?? []);
       const inner = `${indent}  `;
       const members = Object.entries(s.properties ?? {}).map(([k, v]) => {
@@ -44,6 +54,12 @@ function typeOf(s, indent = '') {
     }
     default: return fail(`no TypeScript type for ${JSON.stringify(s)}`);
   }
+}
+
+/** Whether `s` is the object with no members (itself or by reference). */
+function isEmpty(s) {
+  const def = s.$ref ? schema.$defs?.[s.$ref.replace('#/$defs/', '')] : s;
+  return def?.type === 'object' && def.maxProperties === 0;
 }
 
 const wrap = (t) => (/[|&]/.test(t) ? `(${t})` : t);

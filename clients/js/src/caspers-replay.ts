@@ -1,10 +1,13 @@
-// The caspers-replay browser client: one ES module with no imports once built.
+// The caspers-replay client, for browsers and Node 20+: one ES module with no imports once
+// built.
 //
 // A feed subscribes over SSE or WebSocket, parses each event's body into its typed object,
 // and survives every drop (server restart, switch to another replica, network blip): it
 // reconnects with backoff from the last position it delivered, so the app sees every event
 // once, in order. The protocol is docs/asyncapi.yaml; docs/live-feed.md says it in prose.
+// Nothing here touches a browser global at import, so server-side rendering may import it.
 
+import { createParser } from 'eventsource-parser';
 import { EVENT_TYPES } from './events.generated.js';
 import type { BodyByType, EventType, WireEvent } from './events.generated.js';
 
@@ -21,12 +24,18 @@ export type ParsedEvent = {
 
 /** A stream event: a parsed event and its position (resume from it with `from`). */
 export type CaspersEvent = ParsedEvent & {
-  /** `<dataset tag>-<loop>-<row>`: where this event sits in the stream. */
+  /** `<dataset tag>-<loop>-<row>`: where this event sits in the stream (compare two with
+   * {@link comparePositions}). */
   position: string;
 };
 
-/** Why a clock message was sent. `restarted`: this connection resumed from a position an
- * earlier server process (or another replica) sent. */
+/** The stream event of one type, e.g. `EventOf<'driver_ping'>`. */
+export type EventOf<K extends EventType> = Extract<CaspersEvent, { event_type: K }>;
+
+/** Why a clock message was sent: `connected` (the stream's first message), `restarted`
+ * (this connection resumed from a position an earlier server process or another replica
+ * sent), a presenter's `speed`, `pause`, `resume`, `seek`, or `change` (several at once),
+ * and `end` (the clock stopped at the dataset's end). */
 export type ClockReason =
   | 'connected'
   | 'restarted'
@@ -35,8 +44,7 @@ export type ClockReason =
   | 'resume'
   | 'seek'
   | 'change'
-  | 'end'
-  | (string & {});
+  | 'end';
 
 /** The server's clock (`GET /v1/clock`, and the stream's `clock` messages). */
 export interface ClockState {
@@ -60,8 +68,10 @@ export interface ClockMessage extends ClockState {
   reason: ClockReason;
 }
 
-/** The orders in flight when the stream started (`snapshot: true`): for each, its
- * order_created, driver_picked_up and latest driver_ping. They carry no position. */
+/** The orders in flight (`snapshot: true`) when a connection opens (a resumed one's comes
+ * before the events it missed) and after every seek: for each, its order_created,
+ * driver_picked_up and latest driver_ping. An app replaces what it shows with it, then
+ * applies the events that follow. They carry no position. */
 export interface Snapshot {
   sim_time: number;
   orders: number;
@@ -90,12 +100,16 @@ export interface FeedError {
 
 export interface Filter {
   /** Kitchens to receive (none or empty: all). */
-  locationIds?: number[];
+  locationIds?: readonly number[];
   /** Event types to receive (none or empty: all). */
-  eventTypes?: EventType[];
-  /** Send the orders in flight first (see {@link Snapshot}). */
+  eventTypes?: readonly EventType[];
+  /** Send the orders in flight first (again at each reconnection), and after every seek
+   * (see {@link Snapshot}). */
   snapshot?: boolean;
 }
+
+/** A WebSocket constructor, for a runtime without a global one (e.g. the `ws` package). */
+export type WebSocketConstructor = new (url: string) => WebSocket;
 
 export interface ConnectOptions extends Filter {
   /** `sse` (default) or `websocket`. */
@@ -105,6 +119,9 @@ export interface ConnectOptions extends Filter {
   /** Reconnection delays: the first, and the most (milliseconds). Default 250 and 10,000;
    * each failed attempt doubles the delay, with jitter. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** The WebSocket to use where the runtime has none (Node 20 without
+   * `--experimental-websocket`). */
+  WebSocket?: WebSocketConstructor;
 }
 
 /** The feed's connection: `connecting` (first or later attempt), `open`, `closed` (by
@@ -114,6 +131,8 @@ export type FeedStatus = 'connecting' | 'open' | 'closed';
 export interface Feed extends AsyncIterable<CaspersEvent> {
   /** Each handler registration returns a function that removes it. */
   onEvent(cb: (event: CaspersEvent) => void): () => void;
+  /** Events of one type, typed as that type: `feed.on('driver_ping', (e) => e.body.loc_lat)`. */
+  on<K extends EventType>(type: K, cb: (event: EventOf<K>) => void): () => void;
   onClock(cb: (clock: ClockMessage) => void): () => void;
   onLag(cb: (lag: LagNotice) => void): () => void;
   onError(cb: (error: FeedError) => void): () => void;
@@ -121,8 +140,10 @@ export interface Feed extends AsyncIterable<CaspersEvent> {
   onStatus(cb: (status: FeedStatus) => void): () => void;
   /** Changes what the feed receives, going on from the last event delivered: over
    * WebSocket in place, over SSE by reconnecting from that position. Nothing is lost or
-   * repeated at the change. */
-  setFilter(filter: Filter): void;
+   * repeated at the change. Resolves when the new filter is in force (the server
+   * acknowledged it, or the new stream is open); rejects if the server refuses it or the
+   * feed is closed first. */
+  setFilter(filter: Filter): Promise<void>;
   close(): void;
   /** The last position delivered (to resume from), if any. */
   readonly position: string | null;
@@ -169,10 +190,32 @@ export function parseEvent(wire: WireEvent): ParsedEvent {
   return { ...wire, body: JSON.parse(wire.body) } as ParsedEvent;
 }
 
-/** Orders positions of one dataset: [tag, loop, row]. */
+/** A position's parts: [dataset tag, loop, row]. */
 function positionKey(p: string): [string, number, number] | null {
-  const m = /^([0-9a-f]+)-(\d+)-(\d+)$/.exec(p);
+  const m = /^([0-9a-f]{1,16})-(\d{1,9})-(\d{1,12})$/.exec(p);
   return m ? [m[1], Number(m[2]), Number(m[3])] : null;
+}
+
+function checkedPosition(p: unknown, what: string): [string, number, number] {
+  const key = typeof p === 'string' ? positionKey(p) : null;
+  if (!key) {
+    throw new TypeError(
+      `${what} is not a position: ${JSON.stringify(p)} (a position is TAG-LOOP-ROW, as an event's \`position\`, e.g. "1a2b3c4d-0-12345")`,
+    );
+  }
+  return key;
+}
+
+/** Orders two positions of one dataset as the stream does: negative if `a` came first,
+ * 0 if they are the same, positive if `a` came later. Throws a `TypeError` for a text
+ * that is not a position, or for positions of two different datasets. */
+export function comparePositions(a: string, b: string): number {
+  const x = checkedPosition(a, 'the first argument');
+  const y = checkedPosition(b, 'the second argument');
+  if (x[0] !== y[0]) {
+    throw new TypeError(`positions of two different datasets cannot be compared: ${a} and ${b}`);
+  }
+  return x[1] !== y[1] ? x[1] - y[1] : x[2] - y[2];
 }
 
 /** Whether `p` comes after `last` in the stream (an unknown order counts as after). */
@@ -185,7 +228,12 @@ function isAfter(p: string, last: string | null): boolean {
 }
 
 function absolute(baseUrl: string, path: string): URL {
-  const here = typeof location !== 'undefined' ? location.href : 'http://127.0.0.1:8080/';
+  const here = typeof location !== 'undefined' ? location.href : undefined;
+  if (!here && !/^https?:\/\//.test(baseUrl)) {
+    throw new TypeError(
+      `the server's URL must be absolute outside a browser page (e.g. "http://127.0.0.1:8080"), not ${JSON.stringify(baseUrl)}`,
+    );
+  }
   return new URL(path, new URL(baseUrl || '/', here));
 }
 
@@ -209,9 +257,64 @@ type Handlers = {
 };
 
 /** Subscribes to the live feed of the server at `baseUrl` (e.g. `http://127.0.0.1:8080`;
- * `''` for the page's own server). */
+ * `''` for the page's own server). Throws a `TypeError` for options it cannot use (a
+ * malformed `from`, an unknown transport, no WebSocket in this runtime). */
 export function connect(baseUrl: string, options: ConnectOptions = {}): Feed {
   return new LiveFeed(baseUrl, options);
+}
+
+/** What a stream connection needs of the feed. */
+interface Sink {
+  /** A message of `kind` (`message` for events) with its data and SSE id. */
+  message(kind: string, data: string, id: string): void;
+  dropped(message: string): void;
+}
+
+/** SSE over `fetch` where there is no `EventSource` (Node): the same events, read from the
+ * response body. */
+function fetchEventSource(url: URL, sink: Sink): { close(): void } {
+  const abort = new AbortController();
+  const parser = createParser({
+    onEvent: (m) => sink.message(m.event ?? 'message', m.data, m.id ?? ''),
+  });
+  (async () => {
+    const res = await fetch(url, { headers: { Accept: 'text/event-stream' }, signal: abort.signal });
+    if (!res.ok || !res.body) {
+      const text = await res.text().catch(() => '');
+      throw new Error(`${res.status} ${text.slice(0, 300)}`);
+    }
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.feed(value);
+    }
+    throw new Error('the server ended the stream');
+  })().catch((e: unknown) => {
+    if (!abort.signal.aborted) sink.dropped(`the event stream dropped: ${e instanceof Error ? e.message : String(e)}`);
+  });
+  return { close: () => abort.abort() };
+}
+
+/** SSE with the runtime's `EventSource`. */
+function browserEventSource(url: URL, sink: Sink): { close(): void } {
+  const source = new EventSource(url);
+  let open = true;
+  source.onmessage = (m) => sink.message('message', m.data, m.lastEventId);
+  for (const kind of ['clock', 'snapshot', 'lagged', 'error', 'close']) {
+    source.addEventListener(kind, (m) => {
+      // The server's `error` message and the connection's error share the event name:
+      // only a message carries data.
+      if (m instanceof MessageEvent && typeof m.data === 'string') sink.message(kind, m.data, '');
+      else if (kind === 'error' && open) sink.dropped('the event stream dropped');
+    });
+  }
+  return {
+    close: () => {
+      open = false;
+      source.close();
+    },
+  };
 }
 
 class LiveFeed implements Feed {
@@ -225,7 +328,8 @@ class LiveFeed implements Feed {
     status: new Set(),
   };
   private filter: Filter;
-  /** Ask for a snapshot on the next connection (the first, or after a filter change). */
+  /** Ask for snapshots: on every connection, and after every seek (the server sends one
+   * to each subscriber that asked). */
   private wantSnapshot: boolean;
   private last: string | null;
   /** Accept the next event whatever its position (after a seek, or a refused resume). */
@@ -238,15 +342,27 @@ class LiveFeed implements Feed {
   private waiting: ((r: IteratorResult<CaspersEvent>) => void)[] = [];
   private buffered: CaspersEvent[] = [];
   private iterating = false;
+  /** `setFilter` calls not yet in force, oldest first: `sent` over an open WebSocket (the
+   * server acknowledges each in turn), else waiting for the next stream to open. */
+  private pendingFilters: { sent: boolean; resolve(): void; reject(e: Error): void }[] = [];
   private readonly transport: 'sse' | 'websocket';
+  private readonly WebSocketImpl: WebSocketConstructor | undefined;
   private readonly initialMs: number;
   private readonly maxMs: number;
 
   constructor(private readonly baseUrl: string, options: ConnectOptions) {
     this.transport = options.transport ?? 'sse';
     if (this.transport !== 'sse' && this.transport !== 'websocket') {
-      throw new Error(`transport must be "sse" or "websocket", not ${String(this.transport)}`);
+      throw new TypeError(`transport must be "sse" or "websocket", not ${String(this.transport)}`);
     }
+    this.WebSocketImpl = options.WebSocket ?? (typeof WebSocket !== 'undefined' ? WebSocket : undefined);
+    if (this.transport === 'websocket' && !this.WebSocketImpl) {
+      throw new TypeError(
+        'this runtime has no WebSocket: use transport "sse", run Node with --experimental-websocket (Node 20) or pass options.WebSocket',
+      );
+    }
+    if (options.from !== undefined) checkedPosition(options.from, 'from');
+    absolute(baseUrl, '/');
     this.filter = { locationIds: options.locationIds, eventTypes: options.eventTypes };
     this.wantSnapshot = options.snapshot ?? false;
     this.last = options.from ?? null;
@@ -270,6 +386,13 @@ class LiveFeed implements Feed {
   onSnapshot(cb: (s: Snapshot) => void) { return this.add(this.handlers.snapshot, cb); }
   onStatus(cb: (s: FeedStatus) => void) { return this.add(this.handlers.status, cb); }
 
+  on<K extends EventType>(type: K, cb: (event: EventOf<K>) => void): () => void {
+    if (!isEventType(type)) throw new TypeError(`not an event type: ${JSON.stringify(type)}`);
+    return this.onEvent((e) => {
+      if (e.event_type === type) cb(e as EventOf<K>);
+    });
+  }
+
   private add<T>(set: Set<T>, cb: T): () => void {
     set.add(cb);
     return () => set.delete(cb);
@@ -292,21 +415,30 @@ class LiveFeed implements Feed {
     this.emit(this.handlers.status, s);
   }
 
-  setFilter(filter: Filter): void {
-    if (this.state === 'closed') throw new Error('the feed is closed');
+  setFilter(filter: Filter): Promise<void> {
+    if (this.state === 'closed') return Promise.reject(new Error('the feed is closed'));
+    for (const t of filter.eventTypes ?? []) {
+      if (!isEventType(t)) return Promise.reject(new TypeError(`not an event type: ${JSON.stringify(t)}`));
+    }
     this.filter = { locationIds: filter.locationIds, eventTypes: filter.eventTypes };
-    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
-      this.socket.send(JSON.stringify({
+    this.wantSnapshot = filter.snapshot ?? false;
+    const socket = this.socket;
+    const sent = socket !== null && socket.readyState === 1; // OPEN
+    const done = new Promise<void>((resolve, reject) => {
+      this.pendingFilters.push({ sent, resolve, reject });
+    });
+    if (sent) {
+      socket.send(JSON.stringify({
         type: 'filter',
         location_id: filter.locationIds ?? [],
         event_type: filter.eventTypes ?? [],
         snapshot: filter.snapshot ?? false,
       }));
-      return;
+    } else {
+      // SSE (or a WebSocket not open yet): a new connection from the last position.
+      this.reopen(0);
     }
-    // SSE (or a WebSocket not open yet): a new connection from the last position.
-    this.wantSnapshot = filter.snapshot ?? false;
-    this.reopen(0);
+    return done;
   }
 
   close(): void {
@@ -317,6 +449,7 @@ class LiveFeed implements Feed {
     this.current = null;
     this.socket = null;
     this.setStatus('closed');
+    for (const p of this.pendingFilters.splice(0)) p.reject(new Error('the feed is closed'));
     for (const w of this.waiting.splice(0)) w({ value: undefined, done: true });
   }
 
@@ -349,7 +482,8 @@ class LiveFeed implements Feed {
   private open(): void {
     this.setStatus('connecting');
     const snapshot = this.wantSnapshot;
-    this.wantSnapshot = false;
+    // Filters sent over the connection that dropped are in force on the next one.
+    for (const p of this.pendingFilters) p.sent = false;
     if (this.transport === 'websocket') this.openWebSocket(snapshot);
     else this.openSse(snapshot);
   }
@@ -381,30 +515,41 @@ class LiveFeed implements Feed {
     this.setStatus('open');
   }
 
+  /** A sink for one connection: what it says counts only while it is the current one. */
+  private sink(owner: () => { close(): void } | null): Sink {
+    return {
+      message: (kind, data, id) => {
+        if (this.current !== owner()) return;
+        if (kind === 'message') this.deliver(parseEvent(JSON.parse(data)), id);
+        else this.control(JSON.parse(data));
+      },
+      dropped: (message) => {
+        if (this.current === owner()) this.dropped(message);
+      },
+    };
+  }
+
   private openSse(snapshot: boolean): void {
     const url = absolute(this.baseUrl, `/v1/events${query(this.filter, snapshot, this.last)}`);
-    const source = new EventSource(url);
     // This feed reconnects itself (from the last position it delivered, with backoff):
     // EventSource's own reconnection is stopped at the first error.
-    this.current = source;
-    source.onmessage = (m) => this.deliver(parseEvent(JSON.parse(m.data)), m.lastEventId);
-    for (const kind of ['clock', 'snapshot', 'lagged', 'error', 'close']) {
-      source.addEventListener(kind, (m) => {
-        // The server's `error` message and the connection's error share the event name:
-        // only a message carries data.
-        if (m instanceof MessageEvent && typeof m.data === 'string') this.control(JSON.parse(m.data));
-        else if (kind === 'error' && this.current === source) this.dropped('the event stream dropped');
-      });
-    }
+    let connection: { close(): void } | null = null;
+    const sink = this.sink(() => connection);
+    connection = typeof EventSource !== 'undefined'
+      ? browserEventSource(url, sink)
+      : fetchEventSource(url, sink);
+    this.current = connection;
   }
 
   private openWebSocket(snapshot: boolean): void {
     const url = absolute(this.baseUrl, `/v1/ws${query(this.filter, snapshot, this.last)}`);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(url);
+    const Impl = this.WebSocketImpl as WebSocketConstructor;
+    const socket = new Impl(url.toString());
     this.current = socket;
     this.socket = socket;
     socket.onmessage = (m) => {
+      if (this.current !== socket) return;
       const message = JSON.parse(m.data as string);
       if (message.type !== 'events') {
         this.control(message);
@@ -441,6 +586,13 @@ class LiveFeed implements Feed {
         const clock = message as unknown as ClockMessage;
         this.opened();
         this.clock.update(clock);
+        // A stream's first message: every filter asked for before it is in force.
+        if (clock.reason === 'connected' || clock.reason === 'restarted') {
+          for (const p of this.pendingFilters.filter((f) => !f.sent)) {
+            this.pendingFilters.splice(this.pendingFilters.indexOf(p), 1);
+            p.resolve();
+          }
+        }
         // After a seek the stream goes on from elsewhere, maybe earlier in the dataset.
         if (clock.reason === 'seek') this.anyNext = true;
         this.emit(this.handlers.clock, clock);
@@ -469,6 +621,10 @@ class LiveFeed implements Feed {
         if (text.startsWith('cannot resume')) {
           this.emit(this.handlers.lag, { reason: 'resume', missed: null, message: text, position: this.last });
           this.anyNext = true;
+        } else {
+          // A refused filter change: the old filter stays.
+          const i = this.pendingFilters.findIndex((f) => f.sent);
+          if (i >= 0) this.pendingFilters.splice(i, 1)[0].reject(new Error(text));
         }
         break;
       }
@@ -477,9 +633,12 @@ class LiveFeed implements Feed {
         this.emit(this.handlers.error, { kind: 'closed', message: String(message.reason ?? '') });
         this.dropped('the server closed the stream');
         break;
-      case 'filter':
+      case 'filter': {
         // The acknowledgement of a filter change: events that follow pass the new filter.
+        const i = this.pendingFilters.findIndex((f) => f.sent);
+        if (i >= 0) this.pendingFilters.splice(i, 1)[0].resolve();
         break;
+      }
       default:
         break;
     }
