@@ -63,11 +63,13 @@ impl Session {
         body: &str,
     ) -> u16 {
         let a = exchange(server.addr, method, path, headers, body);
-        let json_body = a
+        let content_type = a
             .header("content-type")
-            .is_some_and(|t| t.starts_with("application/json"));
+            .map(|t| t.split(';').next().unwrap().trim().to_string());
+        let json_body = content_type.as_deref() == Some("application/json");
         self.0.push(json!({"rest": {
             "method": method, "path": path.split('?').next().unwrap(), "status": a.status,
+            "type": content_type,
             "body": if json_body { a.body.clone() } else { String::new() },
         }}));
         a.status

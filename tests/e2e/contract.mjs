@@ -84,12 +84,16 @@ check(true, `every message of the session is documented and valid (${[...seen].s
 // 4. REST answers: a documented status, and JSON that matches its schema.
 const ajv2020 = new Ajv2020({ strict: false, allErrors: true });
 let answers = 0;
+// The document's path for a concrete one: itself, or a template (`/client/{file}`).
+const pathOf = (path) => api.paths[path] ? path : Object.keys(api.paths).find((p) =>
+  new RegExp(`^${p.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path));
 for (const { rest } of session.filter((x) => x.rest)) {
-  const op = api.paths[rest.path]?.[rest.method.toLowerCase()];
+  const op = api.paths[pathOf(rest.path)]?.[rest.method.toLowerCase()];
   if (!op) check(false, `${rest.method} ${rest.path} is documented`);
   const response = op.responses[String(rest.status)];
   if (!response) check(false, `${rest.method} ${rest.path} answered ${rest.status}, a status the document lists (${Object.keys(op.responses)})`);
-  const schema = response.content?.['application/json']?.schema;
+  if (rest.type && !response.content?.[rest.type]) check(false, `${rest.method} ${rest.path} ${rest.status} answered ${rest.type}, a type the document lists (${Object.keys(response.content ?? {})})`);
+  const schema = rest.type === 'application/json' ? response.content?.['application/json']?.schema : null;
   if (schema) {
     const v = ajv2020.compile(schema);
     if (!v(JSON.parse(rest.body))) check(false, `${rest.method} ${rest.path} ${rest.status} matches its schema: ${ajv2020.errorsText(v.errors)}\n${rest.body}`);
