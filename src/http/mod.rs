@@ -10,7 +10,7 @@ mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 
@@ -280,20 +280,21 @@ impl Server {
                 log::warn!("shutdown took over 8 s: exiting now");
                 std::process::exit(0);
             });
-            // The listeners close as this is sent.
-            let stopped = handle.stop(true);
+            // The listeners close as this is sent (the rest of actix's stop is not waited
+            // for: it can hold a finished stream's connection for its whole timeout).
+            drop(handle.stop(true));
             hub.close_all("server shutting down");
             // Each stream ends once its close is written; a client that does not take it
-            // soon is not waited for, so that the process is gone within a second.
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(750);
-            while hub.counts() != (0, 0) && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            // What actix still holds are connections whose streams are over (it would wait
-            // its shutdown timeout for some of them): the state is on disk, so exit now.
-            let _ = tokio::time::timeout(Duration::from_millis(20), stopped).await;
-            log::info!("stopped");
-            std::process::exit(0);
+            // soon is not waited for, so that the process is gone within a second. On a
+            // thread of its own: the runtime's threads may be busy stopping.
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_millis(750);
+                while hub.counts() != (0, 0) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                log::info!("stopped");
+                std::process::exit(0);
+            });
         });
         self.server.await
     }

@@ -572,13 +572,16 @@ var LiveFeed = class {
     for (const t of filter.eventTypes ?? []) {
       if (!isEventType(t)) return Promise.reject(new TypeError(`not an event type: ${JSON.stringify(t)}`));
     }
-    this.filter = { locationIds: filter.locationIds, eventTypes: filter.eventTypes };
-    this.wantSnapshot = filter.snapshot ?? false;
+    const next = { locationIds: filter.locationIds, eventTypes: filter.eventTypes };
     const socket = this.socket;
     const sent = socket !== null && socket.readyState === 1;
     const done = new Promise((resolve, reject) => {
-      this.pendingFilters.push({ sent, resolve, reject });
+      this.pendingFilters.push({ sent, filter: next, snapshot: filter.snapshot ?? false, resolve, reject });
     });
+    if (!sent) {
+      this.filter = next;
+      this.wantSnapshot = filter.snapshot ?? false;
+    }
     if (sent) {
       socket.send(JSON.stringify({
         type: "filter",
@@ -627,8 +630,14 @@ var LiveFeed = class {
   // Connections.
   open() {
     this.setStatus("connecting");
+    for (const p of this.pendingFilters) {
+      if (p.sent) {
+        this.filter = p.filter;
+        this.wantSnapshot = p.snapshot;
+      }
+      p.sent = false;
+    }
     const snapshot = this.wantSnapshot;
-    for (const p of this.pendingFilters) p.sent = false;
     if (this.transport === "websocket") this.openWebSocket(snapshot);
     else this.openSse(snapshot);
   }
@@ -762,7 +771,12 @@ var LiveFeed = class {
         break;
       case "filter": {
         const i = this.pendingFilters.findIndex((f) => f.sent);
-        if (i >= 0) this.pendingFilters.splice(i, 1)[0].resolve();
+        if (i >= 0) {
+          const p = this.pendingFilters.splice(i, 1)[0];
+          this.filter = p.filter;
+          this.wantSnapshot = p.snapshot;
+          p.resolve();
+        }
         break;
       }
       default:

@@ -344,7 +344,13 @@ class LiveFeed implements Feed {
   private iterating = false;
   /** `setFilter` calls not yet in force, oldest first: `sent` over an open WebSocket (the
    * server acknowledges each in turn), else waiting for the next stream to open. */
-  private pendingFilters: { sent: boolean; resolve(): void; reject(e: Error): void }[] = [];
+  private pendingFilters: {
+    sent: boolean;
+    filter: Filter;
+    snapshot: boolean;
+    resolve(): void;
+    reject(e: Error): void;
+  }[] = [];
   private readonly transport: 'sse' | 'websocket';
   private readonly WebSocketImpl: WebSocketConstructor | undefined;
   private readonly initialMs: number;
@@ -420,13 +426,18 @@ class LiveFeed implements Feed {
     for (const t of filter.eventTypes ?? []) {
       if (!isEventType(t)) return Promise.reject(new TypeError(`not an event type: ${JSON.stringify(t)}`));
     }
-    this.filter = { locationIds: filter.locationIds, eventTypes: filter.eventTypes };
-    this.wantSnapshot = filter.snapshot ?? false;
+    const next = { locationIds: filter.locationIds, eventTypes: filter.eventTypes };
     const socket = this.socket;
     const sent = socket !== null && socket.readyState === 1; // OPEN
     const done = new Promise<void>((resolve, reject) => {
-      this.pendingFilters.push({ sent, resolve, reject });
+      this.pendingFilters.push({ sent, filter: next, snapshot: filter.snapshot ?? false, resolve, reject });
     });
+    // Over an open WebSocket the filter is the feed's once the server takes it (a refused
+    // one leaves the old in force, here as there); otherwise the next connection asks it.
+    if (!sent) {
+      this.filter = next;
+      this.wantSnapshot = filter.snapshot ?? false;
+    }
     if (sent) {
       socket.send(JSON.stringify({
         type: 'filter',
@@ -481,9 +492,15 @@ class LiveFeed implements Feed {
 
   private open(): void {
     this.setStatus('connecting');
+    // Filters sent over the connection that dropped are asked of the next one.
+    for (const p of this.pendingFilters) {
+      if (p.sent) {
+        this.filter = p.filter;
+        this.wantSnapshot = p.snapshot;
+      }
+      p.sent = false;
+    }
     const snapshot = this.wantSnapshot;
-    // Filters sent over the connection that dropped are in force on the next one.
-    for (const p of this.pendingFilters) p.sent = false;
     if (this.transport === 'websocket') this.openWebSocket(snapshot);
     else this.openSse(snapshot);
   }
@@ -636,7 +653,12 @@ class LiveFeed implements Feed {
       case 'filter': {
         // The acknowledgement of a filter change: events that follow pass the new filter.
         const i = this.pendingFilters.findIndex((f) => f.sent);
-        if (i >= 0) this.pendingFilters.splice(i, 1)[0].resolve();
+        if (i >= 0) {
+          const p = this.pendingFilters.splice(i, 1)[0];
+          this.filter = p.filter;
+          this.wantSnapshot = p.snapshot;
+          p.resolve();
+        }
         break;
       }
       default:

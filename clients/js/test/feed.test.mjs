@@ -112,3 +112,31 @@ test('a server that is down: connecting, errors through onError, no unhandled re
   assert.ok(errors.length >= 1 && errors.every((e) => e.kind === 'connection'));
   feed.close();
 });
+
+for (const transport of ['websocket', 'sse']) {
+  test(`setFilter over ${transport} resolves when the new filter is in force, and rejects a refused one`, async () => {
+    const clock = control(url, token);
+    await clock.change({ paused: true, seek: w.start });
+    const feed = connect(url, { transport, locationIds: [1] });
+    const got = [];
+    feed.onEvent((e) => got.push(e));
+    try {
+      await feed.setFilter({ locationIds: [3] });
+      const from = got.length;
+      await clock.change({ paused: false, speed: 1200 });
+      const deadline = Date.now() + 20_000;
+      while (got.length < from + 20) {
+        assert.ok(Date.now() < deadline, `${got.length - from} events after the change`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await clock.pause();
+      assert.deepEqual([...new Set(got.slice(from).map((e) => e.location_id))], [3]);
+      if (transport === 'websocket') {
+        await assert.rejects(feed.setFilter({ locationIds: [99] }), /location/);
+      }
+    } finally {
+      feed.close();
+    }
+    await assert.rejects(feed.setFilter({ locationIds: [1] }), /closed/);
+  });
+}
