@@ -207,13 +207,14 @@ impl ClientQueue {
 
     /// Takes what [`Self::try_next`] would, in order and under one lock, handing each to
     /// `take` (which says how many bytes it makes), until `budget` bytes are taken, a close
-    /// is, or nothing is left. (One lock per stream and tick instead of two.)
-    pub fn take_batch(&self, budget: usize, mut take: impl FnMut(Outgoing) -> usize) {
+    /// is, or nothing is left. (One lock per stream and tick instead of two.) Returns
+    /// whether it stopped because nothing was left to take.
+    pub fn take_batch(&self, budget: usize, mut take: impl FnMut(Outgoing) -> usize) -> bool {
         let mut s = self.state.lock().expect("queue lock");
         let mut taken = 0;
         while taken < budget {
             let Some(item) = self.take(&mut s) else {
-                break;
+                return true;
             };
             let close = matches!(item, Outgoing::Close(_));
             taken += take(item);
@@ -221,6 +222,7 @@ impl ClientQueue {
                 break;
             }
         }
+        false
     }
 
     fn take(&self, s: &mut State) -> Option<Outgoing> {
