@@ -10,6 +10,8 @@
 //! - [`clock`]: the live clock, its durable record (state file or NATS) and its task.
 //! - [`fanout`]: the delivery engine (hub, client queues, framing, writer threads).
 //! - [`http`]: actix handlers only (streams, clock control, the page, the documents).
+//! - [`serve`]: the live service wired together (hub, clock, writers, HTTP) and its
+//!   shutdown.
 //! - Beneath them all: [`time`] (the one time conversion), [`json`] (JSON text writers),
 //!   [`atomic_file`] (files that appear whole), [`checksum`], [`progress`].
 
@@ -23,5 +25,6 @@ pub mod http;
 pub mod json;
 pub mod progress;
 pub mod replay;
+pub mod serve;
 pub mod time;
 pub mod timeline;

@@ -9,9 +9,10 @@ use clap::{Parser, Subcommand};
 use caspers_replay::clock::shared::NatsServer;
 use caspers_replay::clock::start::ClockOptions;
 use caspers_replay::dataset::{self, Dataset, generate::GenerateOptions};
-use caspers_replay::http::{ClockOrigin, CorsOrigins, ServeOptions, Server, check_origin};
+use caspers_replay::http::{CorsOrigins, check_origin};
 use caspers_replay::progress::Progress;
 use caspers_replay::replay::{self, ReplayOptions};
+use caspers_replay::serve::{ClockOrigin, ServeOptions, Server};
 use caspers_replay::time;
 
 /// Replays the Casper's Kitchens canonical dataset: batch files for Spark, a live feed for

@@ -152,7 +152,8 @@ fn example_app_on_the_tarball() -> PathBuf {
             app.to_str().unwrap(),
         ],
     );
-    // The app depends on the tarball instead of the checkout; nothing else is fetched.
+    // The app depends on the tarball instead of the checkout; the rest comes from the
+    // example's install (npm may ask the registry for what its cache lacks).
     let manifest = app.join("package.json");
     let mut package: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
@@ -164,7 +165,7 @@ fn example_app_on_the_tarball() -> PathBuf {
         "npm",
         &[
             "install",
-            "--offline",
+            "--prefer-offline",
             "--no-audit",
             "--no-fund",
             "--silent",
