@@ -771,3 +771,30 @@ fn a_client_that_stops_reading_is_closed_after_the_send_timeout_and_resumes_exac
         "every event once, in order, across the timeout"
     );
 }
+
+#[test]
+fn a_change_with_a_seek_is_announced_as_a_seek_whatever_comes_with_it() {
+    // Clients act on `seek` (the stream goes on from elsewhere; a fresh snapshot follows),
+    // so a seek sent with a pause or a speed must not be named by those.
+    let server = paused_server(&[]);
+    let mut c = SseClient::connect(server.addr, "/v1/events", None);
+    let mut reasons = Vec::new();
+    for change in [
+        format!("{{\"seek\": {}, \"paused\": true}}", DAY1 + 3600),
+        format!("{{\"speed\": 7, \"seek\": {}}}", DAY1 + 7200),
+        r#"{"speed": 8}"#.to_string(),
+    ] {
+        server.control(&change);
+        let reason = loop {
+            let m = c.next().expect("a clock message");
+            if m.event.as_deref() == Some("clock") {
+                let v: serde_json::Value = serde_json::from_str(&m.data).unwrap();
+                if v["reason"] != "connected" {
+                    break v["reason"].as_str().unwrap().to_string();
+                }
+            }
+        };
+        reasons.push(reason);
+    }
+    assert_eq!(reasons, ["seek", "seek", "speed"]);
+}

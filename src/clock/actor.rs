@@ -516,6 +516,11 @@ fn edit(record: &mut ClockRecord, commands: &[Command], at: f64, closing: i64) {
             }
         }
     }
+    // A seek names the change whatever came with it: it is what a client must act on (the
+    // stream goes on from elsewhere, and a fresh snapshot follows).
+    if commands.iter().any(|c| matches!(c, Command::Seek(_))) {
+        reason = "seek";
+    }
     record.reason = reason.into();
 }
 
