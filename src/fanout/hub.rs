@@ -103,6 +103,11 @@ struct State {
 /// The fan-out point between the clock and the subscribers.
 pub struct Hub {
     state: Mutex<State>,
+    /// Subscribers that left, taken out of their groups the next time `state` is locked
+    /// ([`Hub::lock`]): a subscription can be dropped where `state`'s lock is already held
+    /// further up the stack (a push's wake-up can hold a stream's last reference), so its
+    /// drop must not take that lock itself.
+    leaving: Mutex<Vec<(Filter, Transport, u64)>>,
     ds: Arc<Dataset>,
     timeline: Timeline,
     /// First 8 hex digits of the dataset fingerprint: the tag of every position.
@@ -164,6 +169,7 @@ impl Hub {
         }
         Hub {
             state: Mutex::new(State::default()),
+            leaving: Mutex::default(),
             queue_budget,
             queued: Arc::default(),
             location_ids: (0..=255u8).filter(|&l| seen[usize::from(l)]).collect(),
@@ -182,7 +188,7 @@ impl Hub {
 
     /// Subscribers per transport.
     pub fn counts(&self) -> (usize, usize) {
-        let s = self.state.lock().expect("hub lock");
+        let s = self.lock();
         let mut counts = (0, 0);
         for ((_, transport), members) in &s.groups {
             match transport {
@@ -210,7 +216,7 @@ impl Hub {
         let queue = Arc::new(ClientQueue::new(self.queue_limit));
         queue.hold(true);
         let (id, history) = {
-            let mut s = self.state.lock().expect("hub lock");
+            let mut s = self.lock();
             s.next_id += 1;
             let id = s.next_id;
             s.groups
@@ -259,19 +265,31 @@ impl Hub {
     }
 
     fn unregister(&self, filter: Filter, transport: Transport, id: u64) {
+        self.leaving
+            .lock()
+            .expect("leaving")
+            .push((filter, transport, id));
+    }
+
+    /// The state, without the subscribers that have left.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         let mut s = self.state.lock().expect("hub lock");
-        if let Some(members) = s.groups.get_mut(&(filter, transport)) {
-            members.retain(|m| m.id != id);
-            if members.is_empty() {
-                s.groups.remove(&(filter, transport));
+        let leaving = std::mem::take(&mut *self.leaving.lock().expect("leaving"));
+        for (filter, transport, id) in leaving {
+            if let Some(members) = s.groups.get_mut(&(filter, transport)) {
+                members.retain(|m| m.id != id);
+                if members.is_empty() {
+                    s.groups.remove(&(filter, transport));
+                }
             }
         }
+        s
     }
 
     /// Takes the emitted runs of a clock this process continues or joins; its own emission
     /// starts at `cursor`.
     pub fn set_history(&self, runs: Vec<(i64, i64)>, cursor: i64) {
-        let mut s = self.state.lock().expect("hub lock");
+        let mut s = self.lock();
         s.history = runs;
         s.first_live = cursor;
     }
@@ -291,20 +309,20 @@ impl Hub {
         let Some(sim) = self.position_time(text) else {
             return false;
         };
-        let s = self.state.lock().expect("hub lock");
+        let s = self.lock();
         s.history.last().is_some_and(|&(a, b)| a <= sim && sim >= b)
     }
 
     /// Whether position `text` was sent before this process began emitting (by the process
     /// it restarted, or by another replica).
     pub fn sent_before_this_process(&self, text: &str) -> bool {
-        let first_live = self.state.lock().expect("hub lock").first_live;
+        let first_live = self.lock().first_live;
         self.position_time(text).is_some_and(|sim| sim < first_live)
     }
 
     /// Starts a new run of emitted time at `sim` (the clock started or was sought).
     pub fn start_run(&self, sim: i64) {
-        let mut s = self.state.lock().expect("hub lock");
+        let mut s = self.lock();
         s.history.push((sim, sim));
         if s.history.len() > 256 {
             s.history.remove(0);
@@ -332,7 +350,7 @@ impl Hub {
             .for_each_event(ds, a, b, 0, |pos, shift| events.push((pos, shift)));
         let tick = FramedTick::new(ds, &self.tag, &events, &self.queued);
 
-        let mut s = self.state.lock().expect("hub lock");
+        let mut s = self.lock();
         match s.history.last_mut() {
             Some(run) if run.1 == a => run.1 = b,
             _ => s.history.push((a, b)),
@@ -389,7 +407,7 @@ impl Hub {
     /// snapshot was queued: the ticks check it themselves, also while the clock is paused).
     fn keep_to_budget(&self) {
         if self.queued.load(Ordering::Relaxed) > self.queue_budget {
-            self.shed_over_budget(&self.state.lock().expect("hub lock"));
+            self.shed_over_budget(&self.lock());
         }
     }
 
@@ -445,7 +463,7 @@ impl Hub {
     /// so that an app replaces what the seek made stale.
     pub fn send_fresh_snapshots(&self, sim: i64) {
         let wanted: Vec<(Filter, Transport, Vec<Arc<ClientQueue>>)> = {
-            let s = self.state.lock().expect("hub lock");
+            let s = self.lock();
             s.groups
                 .iter()
                 .filter_map(|(&(filter, transport), members)| {
@@ -476,7 +494,7 @@ impl Hub {
             Transport::WebSocketDeflate,
         ];
         let framed = TRANSPORTS.map(|t| t.control(kind, json));
-        let s = self.state.lock().expect("hub lock");
+        let s = self.lock();
         for ((_, transport), members) in &s.groups {
             let message = &framed[TRANSPORTS.iter().position(|t| t == transport).expect("all")];
             for m in members {
@@ -487,7 +505,7 @@ impl Hub {
 
     /// Asks every subscriber to close, with `reason`.
     pub fn close_all(&self, reason: &str) {
-        let s = self.state.lock().expect("hub lock");
+        let s = self.lock();
         for members in s.groups.values() {
             for m in members {
                 m.queue.close(reason);
