@@ -24,29 +24,12 @@ fn dataset() -> &'static (PathBuf, Dataset) {
     DS.get_or_init(|| common::generated_dataset("js_package_dataset", 2, 52))
 }
 
-/// Runs `program args` in clients/js; panics with its output unless it succeeds.
-fn run_in_client(program: &str, args: &[&str], env: &[(&str, String)]) -> String {
-    let dir = common::client_dir();
-    let out = Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
-    text
-}
-
 #[test]
 fn the_types_promise_what_they_say() {
     // Every `@ts-expect-error` in test/types/promises.ts must be an error and every other
     // line must compile, against the declarations in dist/ (the package as installed).
-    run_in_client(
+    run_in(
+        &common::client_dir(),
         "node",
         &["node_modules/typescript/bin/tsc", "-p", "test/types"],
         &[],
@@ -68,7 +51,8 @@ fn node_gets_a_window_exact_over_sse_and_websocket() {
     });
     let file = common::scratch_dir("js_package_window").join("window.json");
     std::fs::write(&file, window.to_string()).unwrap();
-    let out = run_in_client(
+    let out = run_in(
+        &common::client_dir(),
         "node",
         &["--experimental-websocket", "--test", "test/"],
         &[
@@ -81,10 +65,12 @@ fn node_gets_a_window_exact_over_sse_and_websocket() {
     assert!(!out.contains("# pass 0"), "{out}");
 }
 
-/// Runs `program args` in `dir`; panics with its output unless it succeeds.
-fn run_in(dir: &Path, program: &str, args: &[&str]) -> String {
+/// Runs `program args` in `dir` with `env` added; panics with its output unless it
+/// succeeds.
+fn run_in(dir: &Path, program: &str, args: &[&str], env: &[(&str, String)]) -> String {
     let out = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
@@ -120,6 +106,7 @@ fn example_app_on_the_tarball() -> PathBuf {
             "--pack-destination",
             scratch.to_str().unwrap(),
         ],
+        &[],
     );
     let tarball = scratch.join(packed.trim().lines().last().unwrap().trim());
     assert!(tarball.is_file(), "npm pack wrote {}", tarball.display());
@@ -141,6 +128,7 @@ fn example_app_on_the_tarball() -> PathBuf {
                 example.join(part).to_str().unwrap(),
                 app.to_str().unwrap(),
             ],
+            &[],
         );
     }
     run_in(
@@ -151,6 +139,7 @@ fn example_app_on_the_tarball() -> PathBuf {
             example.join("node_modules").to_str().unwrap(),
             app.to_str().unwrap(),
         ],
+        &[],
     );
     // The app depends on the tarball instead of the checkout; the rest comes from the
     // example's install (npm may ask the registry for what its cache lacks).
@@ -170,6 +159,7 @@ fn example_app_on_the_tarball() -> PathBuf {
             "--no-fund",
             "--silent",
         ],
+        &[],
     );
     let installed = app.join("node_modules/caspers-replay-client");
     assert!(
@@ -188,6 +178,7 @@ fn example_app_on_the_tarball() -> PathBuf {
         &app,
         "node",
         &["node_modules/typescript/bin/tsc", "--noEmit", "-p", "."],
+        &[],
     );
     run_in(
         &app,
@@ -198,6 +189,7 @@ fn example_app_on_the_tarball() -> PathBuf {
             "--logLevel",
             "warn",
         ],
+        &[],
     );
     app.join("dist")
 }
