@@ -10,10 +10,13 @@
 //! - [`clock`]: the live clock, its durable record (state file or NATS) and its task.
 //! - [`fanout`]: the delivery engine (hub, client queues, framing, writer threads).
 //! - [`http`]: actix handlers only (streams, clock control, the page, the documents).
-//! - [`serve`]: the live service wired together (hub, clock, writers, HTTP) and its
-//!   shutdown.
+//! - [`sessions`]: replay sessions, each a clock and a hub of its own beside the shared
+//!   ones, over the same dataset and writer threads.
+//! - [`serve`]: the live service wired together (hub, clock, sessions, writers, HTTP) and
+//!   its shutdown.
 //! - Beneath them all: [`time`] (the one time conversion), [`json`] (JSON text writers),
-//!   [`atomic_file`] (files that appear whole), [`checksum`], [`progress`].
+//!   [`atomic_file`] (files that appear whole), [`checksum`], [`progress`],
+//!   [`secret`] (random tokens).
 
 pub mod atomic_file;
 pub mod checksum;
@@ -25,6 +28,8 @@ pub mod http;
 pub mod json;
 pub mod progress;
 pub mod replay;
+pub mod secret;
 pub mod serve;
+pub mod sessions;
 pub mod time;
 pub mod timeline;

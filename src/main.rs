@@ -233,6 +233,24 @@ struct ServeArgs {
     /// this many seconds (close code 1002).
     #[arg(long, value_name = "SECONDS", default_value_t = 45.0, value_parser = parse_seconds, env = "CASPERS_WS_PONG_TIMEOUT")]
     ws_pong_timeout: f64,
+    /// Replay sessions (POST /v1/sessions: a clock of one's own) alive at once; more get 429.
+    #[arg(long, default_value_t = 1000, env = "CASPERS_MAX_SESSIONS")]
+    max_sessions: usize,
+    /// A session with no subscriber and no request for this many minutes ends.
+    #[arg(long, value_name = "MINUTES", default_value_t = 30.0, value_parser = parse_minutes, env = "CASPERS_SESSION_IDLE_MINUTES")]
+    session_idle_minutes: f64,
+    /// Creating a session needs this token (Authorization: Bearer TOKEN); without it anyone
+    /// who reaches the server may. Prefer --session-token-file or the environment.
+    #[arg(long, env = "CASPERS_SESSION_TOKEN", hide_env_values = true)]
+    session_token: Option<String>,
+    /// Read the token that creating a session needs from this file (its first line).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CASPERS_SESSION_TOKEN_FILE",
+        conflicts_with = "session_token"
+    )]
+    session_token_file: Option<PathBuf>,
 }
 
 /// What shapes the windows of `replay` and of the Spark source (docs/batch-replay.md, the batch replay).
@@ -472,6 +490,9 @@ fn serve(args: ServeArgs, token_from_env: bool) -> anyhow::Result<()> {
         cors_origins: CorsOrigins::new(&args.cors_origin).map_err(anyhow::Error::msg)?,
         send_timeout: std::time::Duration::from_secs_f64(args.send_timeout),
         pong_timeout: std::time::Duration::from_secs_f64(args.ws_pong_timeout),
+        max_sessions: args.max_sessions,
+        session_idle: std::time::Duration::from_secs_f64(args.session_idle_minutes * 60.0),
+        session_token: session_token(&args)?,
     };
     let events = ds.events.len();
     actix_web::rt::System::new().block_on(async move {
@@ -526,20 +547,6 @@ fn default_queue_budget_mib() -> usize {
     (kib / 1024 / 24).max(64)
 }
 
-/// 128 random bits, in hex.
-fn random_token() -> String {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if ok.is_err() {
-        // No /dev/urandom: the clock and the process id still make it unguessable enough
-        // for a demo, and the presenter can always pass --control-token.
-        let seed = time::now_unix_f64().to_bits() ^ u64::from(std::process::id()) << 32;
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn parse_speed(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -555,10 +562,13 @@ fn parse_speed(text: &str) -> Result<f64, String> {
 /// anyone change the clock.
 fn presenter_token(args: &ServeArgs, from_env: bool) -> anyhow::Result<(String, Option<String>)> {
     if let Some(file) = &args.control_token_file {
-        return Ok((read_token_file(file)?, Some(file.display().to_string())));
+        return Ok((
+            read_token_file(file, "--control-token-file")?,
+            Some(file.display().to_string()),
+        ));
     }
     let Some(given) = &args.control_token else {
-        return Ok((random_token(), None));
+        return Ok((caspers_replay::secret::random_token(), None));
     };
     let token = given.trim();
     if token.is_empty() {
@@ -577,22 +587,46 @@ fn presenter_token(args: &ServeArgs, from_env: bool) -> anyhow::Result<(String, 
     Ok((token.to_string(), origin))
 }
 
-/// The presenter's token from `--control-token-file`: its first line, trimmed.
-fn read_token_file(file: &Path) -> anyhow::Result<String> {
+/// The token that creating a session needs, if any; an empty one is refused (it would
+/// look like a lock and open to anyone).
+fn session_token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    if let Some(file) = &args.session_token_file {
+        return Ok(Some(read_token_file(file, "--session-token-file")?));
+    }
+    match args.session_token.as_deref().map(str::trim) {
+        Some("") => anyhow::bail!(
+            "--session-token is empty: give the token that creating a session needs, or leave \
+             the option out to let anyone create sessions"
+        ),
+        token => Ok(token.map(str::to_string)),
+    }
+}
+
+/// A token from a file given with `flag`: its first line, trimmed.
+fn read_token_file(file: &Path, flag: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         anyhow::anyhow!(
-            "--control-token-file {}: cannot read it ({e}); give a file that holds the token",
+            "{flag} {}: cannot read it ({e}); give a file that holds the token",
             file.display()
         )
     })?;
     let token = text.lines().next().unwrap_or("").trim();
     if token.is_empty() {
         anyhow::bail!(
-            "--control-token-file {}: the file is empty; write the presenter's token on its first line",
+            "{flag} {}: the file is empty; write the token on its first line",
             file.display()
         );
     }
     Ok(token.to_string())
+}
+
+fn parse_minutes(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 7.0 * 24.0 * 60.0 => Ok(v),
+        _ => Err(format!(
+            "'{text}' is not a number of minutes (above 0, at most a week: e.g. 30, 0.5)"
+        )),
+    }
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {

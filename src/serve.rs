@@ -15,7 +15,8 @@ use crate::fanout::hub::Hub;
 use crate::fanout::jetstream::Publisher;
 use crate::fanout::writers::{Deadlines, Writers};
 use crate::http::{self, CorsOrigins, HttpOptions};
-use crate::timeline::Timeline;
+use crate::sessions::{SessionSettings, Sessions};
+use crate::timeline::{Emitter, Timeline};
 
 /// How to serve.
 #[derive(Clone, Debug)]
@@ -58,6 +59,12 @@ pub struct ServeOptions {
     pub send_timeout: Duration,
     /// A WebSocket whose client does not answer a ping within this long is closed.
     pub pong_timeout: Duration,
+    /// Replay sessions at most, at once.
+    pub max_sessions: usize,
+    /// A session with no subscriber and no request for this long ends.
+    pub session_idle: Duration,
+    /// When set, creating a session needs this token.
+    pub session_token: Option<String>,
 }
 
 /// How the clock was set up, for the start-up message.
@@ -78,6 +85,7 @@ pub struct Server {
     pub notes: Vec<String>,
     server: actix_web::dev::Server,
     hub: Arc<Hub>,
+    sessions: Arc<Sessions>,
 }
 
 impl Server {
@@ -136,8 +144,10 @@ impl Server {
             (Some(_), None) => return Err("--publish-nats needs --nats URL".into()),
             _ => None,
         };
+        let mut emitters: Vec<Arc<dyn Emitter>> = vec![Arc::clone(&hub) as Arc<dyn Emitter>];
+        emitters.extend(publisher.map(|p| Arc::new(p) as Arc<dyn Emitter>));
         let clock = actor::spawn(
-            Arc::clone(&hub) as Arc<dyn actor::Emitter>,
+            emitters,
             timeline,
             ClockSetup {
                 record,
@@ -145,7 +155,6 @@ impl Server {
                 restored: origin == ClockOrigin::Restored,
                 store,
                 tick: opts.tick,
-                publisher,
             },
         );
         if !changes.is_empty() {
@@ -164,9 +173,24 @@ impl Server {
             &hub,
         )
         .map_err(|e| format!("cannot start the stream writers: {e}"))?;
+        let defaults = opts.clock.effective();
+        let sessions = Arc::new(Sessions::new(
+            SessionSettings {
+                max_sessions: opts.max_sessions,
+                idle: opts.session_idle,
+                token: opts.session_token.clone(),
+                tick: opts.tick,
+                start_day: defaults.start_day,
+                speed: defaults.speed,
+                looping: opts.looping,
+            },
+            Arc::clone(&hub),
+        ));
+        Sessions::expire_idle(&sessions);
         let listening = http::listen(
             Arc::clone(&hub),
             clock,
+            Arc::clone(&sessions),
             writers,
             &HttpOptions {
                 bind: opts.bind.clone(),
@@ -187,6 +211,7 @@ impl Server {
             origin,
             notes,
             hub,
+            sessions,
         })
     }
 
@@ -196,6 +221,7 @@ impl Server {
     pub async fn run_until_signal(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let hub = Arc::clone(&self.hub);
+        let sessions = Arc::clone(&self.sessions);
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
             log::info!("shutting down: closing the listeners and every stream");
@@ -211,12 +237,15 @@ impl Server {
             // for: it can hold a finished stream's connection for its whole timeout).
             drop(handle.stop(true));
             hub.close_all("server shutting down");
+            sessions.close_all("server shutting down");
             // Each stream ends once its close is written; a client that does not take it
             // soon is not waited for, so that the process is gone within a second. On a
             // thread of its own: the runtime's threads may be busy stopping.
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_millis(750);
-                while hub.counts() != (0, 0) && Instant::now() < deadline {
+                while (hub.counts() != (0, 0) || sessions.subscribers() != (0, 0))
+                    && Instant::now() < deadline
+                {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 log::info!("stopped");

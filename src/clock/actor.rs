@@ -1,13 +1,16 @@
-//! The clock task: one tokio task owns the live simulation clock and takes commands over a
-//! channel (set speed, pause, resume, seek). Each tick it hands its [`Emitter`] (the
-//! delivery engine's hub) the window [emitted so far, now), so every event the clock passes goes out exactly once and in
-//! order, whatever the speed changes and pauses. Every change is announced to all clients.
+//! The clock task: one tokio task owns a live simulation clock and takes commands over a
+//! channel (set speed, pause, resume, seek, step). Each tick it hands its [`Emitter`]s (the
+//! delivery engine's hub, the JetStream publisher) the window [emitted so far, now), so
+//! every event the clock passes goes out exactly once and in order, whatever the speed
+//! changes and pauses. Every change is announced to all clients. A paused clock does not
+//! tick: a thousand paused sessions cost nothing.
 //!
 //! The clock's state lives in a [`ClockRecord`] kept by a [`Store`]:
 //! - a state file (one process): the clock never emits past the end the file records, so
 //!   a restart continues from there; a change is saved before it is answered;
 //! - NATS (replicas): a change is written with compare-and-set and takes effect a little
-//!   ahead, at the same wall instant on every replica, which all run the same clock.
+//!   ahead, at the same wall instant on every replica, which all run the same clock;
+//! - memory (a session of this process that is not kept).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,24 +22,7 @@ use super::shared::{SharedClock, UpdateError};
 use super::state_file::StateFile;
 use super::{ClockRecord, SimClock};
 use crate::time::{DAY, format_ts, now_unix_f64};
-use crate::timeline::Timeline;
-
-/// Where the clock's windows of simulation time go: the delivery engine's hub. The clock
-/// says what time has passed; what becomes of the events is not its concern.
-pub trait Emitter: Send + Sync {
-    /// The runs of simulation time emitted before this process (by the process it continues,
-    /// or the other replicas), and where this one starts.
-    fn set_history(&self, runs: Vec<(i64, i64)>, cursor: i64);
-    /// A new run of emitted time starts at `sim` (the clock started, or was sought).
-    fn start_run(&self, sim: i64);
-    /// The events of simulation time [a, b) are due.
-    fn emit(&self, a: i64, b: i64);
-    /// Tells every subscriber: a control message of `kind` whose JSON is `json`.
-    fn announce(&self, kind: &str, json: &[u8]);
-    /// The clock was sought to `sim` and the seek announced: what was shown before it
-    /// (the orders in flight) is stale.
-    fn sought(&self, sim: i64);
-}
+use crate::timeline::{Emitter, Timeline};
 
 /// Fastest speed a presenter may set.
 pub const MAX_SPEED: f64 = 1_000_000.0;
@@ -77,7 +63,13 @@ pub enum Command {
     SetPaused(bool),
     /// Jump to this simulation time (Unix seconds).
     Seek(f64),
+    /// On a paused clock: emit the next this many seconds of simulation time (the events
+    /// with `sim < ts <= sim + seconds`) and stay paused.
+    Step(f64),
 }
+
+/// The longest step: one day of simulation time.
+pub const MAX_STEP: f64 = 86_400.0;
 
 /// Why a change was not made.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,12 +78,16 @@ pub enum ChangeError {
     Invalid(String),
     /// The clock's store cannot take it now (HTTP 503).
     Unavailable(String),
+    /// Not in the clock's present state (HTTP 409): a step on a running clock.
+    Conflict(String),
 }
 
 /// Where the clock's state is kept.
 pub enum Store {
     File(StateFile),
     Shared(Arc<SharedClock>),
+    /// Kept by its owner (a session), not by the clock.
+    Memory,
 }
 
 type Reply = oneshot::Sender<Result<ClockState, ChangeError>>;
@@ -138,7 +134,8 @@ struct ClockTask {
     /// Revision of the newest shared record seen.
     revision: u64,
     timeline: Timeline,
-    hub: Arc<dyn Emitter>,
+    /// Where windows and announcements go, in this order (the hub first).
+    emitters: Vec<Arc<dyn Emitter>>,
     /// Every event with simulation time before this has been sent.
     cursor: i64,
     /// The end last asked of the state file for the current run.
@@ -146,8 +143,6 @@ struct ClockTask {
     ended: bool,
     tick: Duration,
     store: Store,
-    /// Windows also go here (the NATS publisher), when set.
-    publisher: Option<mpsc::UnboundedSender<(i64, i64)>>,
     state: watch::Sender<ClockState>,
 }
 
@@ -162,19 +157,20 @@ pub struct ClockSetup {
     pub store: Store,
     /// Time between ticks.
     pub tick: Duration,
-    /// Where windows also go (the NATS publisher).
-    pub publisher: Option<mpsc::UnboundedSender<(i64, i64)>>,
 }
 
 /// Starts the clock task on the current tokio runtime.
-pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> ClockHandle {
+pub fn spawn(
+    emitters: Vec<Arc<dyn Emitter>>,
+    timeline: Timeline,
+    setup: ClockSetup,
+) -> ClockHandle {
     let ClockSetup {
         mut record,
         revision,
         restored,
         store,
         tick,
-        publisher,
     } = setup;
     let now = now_unix_f64();
     let cursor = match &store {
@@ -189,7 +185,7 @@ pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> Cl
             record.reason = "restarted".into();
             end
         }
-        Store::File(_) => record.run_end(),
+        Store::File(_) | Store::Memory => record.run_end(),
         // The shared clock never stopped: join it where it is now.
         Store::Shared(_) => {
             let at = timeline.clamp(record.clock.sim_at(now).floor() as i64 + 1);
@@ -200,7 +196,9 @@ pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> Cl
     if let Some(last) = history.last_mut() {
         last.1 = cursor.max(last.0);
     }
-    hub.set_history(history, cursor);
+    for emitter in &emitters {
+        emitter.set_history(history.clone(), cursor);
+    }
     let (state_tx, state_rx) = watch::channel(describe(&record.clock, &timeline, false, now));
     let (tx, mut rx) = mpsc::channel::<Message>(64);
     let shared = match &store {
@@ -210,7 +208,7 @@ pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> Cl
             });
             Some(Arc::clone(s))
         }
-        Store::File(_) => None,
+        Store::File(_) | Store::Memory => None,
     };
     let mut task = ClockTask {
         clock: record.clock,
@@ -219,12 +217,11 @@ pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> Cl
         pending: None,
         revision,
         timeline,
-        hub,
+        emitters,
         cursor,
         ended: false,
         tick,
         store,
-        publisher,
         state: state_tx,
     };
     if restored {
@@ -234,16 +231,27 @@ pub fn spawn(hub: Arc<dyn Emitter>, timeline: Timeline, setup: ClockSetup) -> Cl
         task.publish(now, "restarted");
     }
     tokio::spawn(async move {
+        // A paused clock does not tick: what is due at its start (the second it is paused
+        // in) goes out now.
+        task.tick(now_unix_f64());
         let mut ticks = tokio::time::interval(tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A paused clock has nothing to emit until a change (or a shared record that
+            // takes effect later) comes: it waits for messages only.
+            let idle = task.clock.paused && task.pending.is_none();
             tokio::select! {
-                _ = ticks.tick() => task.tick(now_unix_f64()),
+                _ = ticks.tick(), if !idle => task.tick(now_unix_f64()),
                 message = rx.recv() => match message {
                     Some(Message::Change(commands, reply)) => {
                         let _ = reply.send(task.change(&commands).await);
                     }
-                    Some(Message::Adopt(record, revision)) => task.adopt(*record, revision),
+                    Some(Message::Adopt(record, revision)) => {
+                        task.adopt(*record, revision);
+                        // What it makes due goes out now, also on a paused clock that does
+                        // not tick (a step, a seek's first second).
+                        task.tick(now_unix_f64());
+                    }
                     None => return,
                 },
             }
@@ -319,9 +327,8 @@ impl ClockTask {
 
     fn emit_to(&mut self, target: i64) {
         if target > self.cursor {
-            self.hub.emit(self.cursor, target);
-            if let Some(p) = &self.publisher {
-                let _ = p.send((self.cursor, target));
+            for emitter in &self.emitters {
+                emitter.emit(self.cursor, target);
             }
             self.cursor = target;
         }
@@ -345,7 +352,9 @@ impl ClockTask {
             }
             self.cursor = next.run_start();
             self.requested_end = next.run_end();
-            self.hub.start_run(self.cursor);
+            for emitter in &self.emitters {
+                emitter.start_run(self.cursor);
+            }
             self.ended = false;
             self.clock = next.clock;
         } else if self.ended {
@@ -359,7 +368,9 @@ impl ClockTask {
         self.record = next;
         self.publish(now, &reason);
         if seek {
-            self.hub.sought(self.cursor);
+            for emitter in &self.emitters {
+                emitter.sought(self.cursor);
+            }
         }
     }
 
@@ -385,6 +396,14 @@ impl ClockTask {
             check(command, &self.timeline).map_err(ChangeError::Invalid)?;
         }
         let seeks = commands.iter().any(|c| matches!(c, Command::Seek(_)));
+        let steps = commands.iter().any(|c| matches!(c, Command::Step(_)));
+        let runs = commands.contains(&Command::SetPaused(false))
+            || (!self.clock.paused && !commands.contains(&Command::SetPaused(true)));
+        if steps && runs {
+            return Err(ChangeError::Conflict(
+                "step needs a paused clock: pause it first ({\"paused\": true})".into(),
+            ));
+        }
         if self.ended && !seeks && commands.contains(&Command::SetPaused(false)) {
             return Err(ChangeError::Invalid(
                 "the clock stopped at the dataset's end: seek back first \
@@ -393,7 +412,7 @@ impl ClockTask {
             ));
         }
         match &self.store {
-            Store::File(_) => self.change_file(commands).await,
+            Store::File(_) | Store::Memory => self.change_local(commands).await,
             Store::Shared(shared) => {
                 let shared = Arc::clone(shared);
                 self.change_shared(commands, &shared).await
@@ -401,8 +420,9 @@ impl ClockTask {
         }
     }
 
-    /// One process: applied now, saved before it is answered.
-    async fn change_file(&mut self, commands: &[Command]) -> Result<ClockState, ChangeError> {
+    /// One process: applied now, saved (to a state file) before it is answered; what the
+    /// change makes due (a step's window) goes out before the answer too.
+    async fn change_local(&mut self, commands: &[Command]) -> Result<ClockState, ChangeError> {
         let now = now_unix_f64();
         // What is due up to this instant goes out before anything changes.
         self.tick(now);
@@ -413,27 +433,30 @@ impl ClockTask {
             last.1 = self.requested_end.max(self.cursor);
         }
         edit(&mut next, commands, now, self.cursor);
-        if !next.clock.paused {
-            // The same save asks for a tick ahead, as every tick does: else the first tick
-            // after a resume may emit nothing (the file not yet there) and the next one two
-            // ticks' events at once, the slowest tick of a run (the load bench's p99).
-            let lead = (next.clock.speed * self.tick.as_secs_f64()).ceil() as i64 + 1;
-            let wanted = self
-                .timeline
-                .clamp(next.clock.sim_at(now).floor() as i64 + 1);
-            if let Some(last) = next.runs.last_mut() {
-                last.1 = last.1.max(self.timeline.clamp(wanted + lead));
-            }
-        }
-        let Store::File(file) = &self.store else {
-            unreachable!("a file store")
+        // The same save asks for what is due now (a step's window) and, running, a tick
+        // ahead, as every tick does: else the first tick after a resume may emit nothing
+        // (the file not yet there) and the next one two ticks' events at once, the slowest
+        // tick of a run (the load bench's p99).
+        let lead = if next.clock.paused {
+            0
+        } else {
+            (next.clock.speed * self.tick.as_secs_f64()).ceil() as i64 + 1
         };
-        let (tx, rx) = oneshot::channel();
-        file.save(next.clone(), Some(tx));
-        rx.await
-            .unwrap_or_else(|_| Err("the state writer stopped".into()))
-            .map_err(ChangeError::Unavailable)?;
+        let wanted = self
+            .timeline
+            .clamp(next.clock.sim_at(now).floor() as i64 + 1);
+        if let Some(last) = next.runs.last_mut() {
+            last.1 = last.1.max(self.timeline.clamp(wanted + lead));
+        }
+        if let Store::File(file) = &self.store {
+            let (tx, rx) = oneshot::channel();
+            file.save(next.clone(), Some(tx));
+            rx.await
+                .unwrap_or_else(|_| Err("the state writer stopped".into()))
+                .map_err(ChangeError::Unavailable)?;
+        }
         self.switch(next, now);
+        self.tick(now);
         Ok(self.state.borrow().clone())
     }
 
@@ -483,7 +506,9 @@ impl ClockTask {
     fn publish(&mut self, now: f64, reason: &str) -> ClockState {
         let state = describe(&self.clock, &self.timeline, self.ended, now);
         self.state.send_replace(state.clone());
-        self.hub.announce("clock", state.message(reason).as_bytes());
+        for emitter in &self.emitters {
+            emitter.announce("clock", state.message(reason).as_bytes());
+        }
         state
     }
 }
@@ -514,6 +539,11 @@ fn edit(record: &mut ClockRecord, commands: &[Command], at: f64, closing: i64) {
                 }
                 reason = "seek";
             }
+            Command::Step(seconds) => {
+                let sim = record.clock.sim_at(at);
+                record.clock.seek(at, sim + seconds);
+                reason = "step";
+            }
         }
     }
     // A seek names the change whatever came with it: it is what a client must act on (the
@@ -541,6 +571,9 @@ fn check(command: &Command, timeline: &Timeline) -> Result<(), String> {
                 format_ts(timeline.dataset_end)
             ))
         }
+        Command::Step(s) if !(s.is_finite() && s > 0.0 && s <= MAX_STEP) => Err(format!(
+            "step must be a number of seconds above 0 and at most {MAX_STEP}, not {s}"
+        )),
         _ => Ok(()),
     }
 }

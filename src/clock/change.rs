@@ -17,6 +17,8 @@ struct ClockChange {
     seek: Option<serde_json::Value>,
     /// Day of the dataset to jump to (its midnight).
     seek_day: Option<i64>,
+    /// Seconds of simulation time to emit on a paused clock, which stays paused.
+    step: Option<f64>,
 }
 
 /// The commands a change asks for, in the order they apply (seeks first), given the
@@ -24,7 +26,7 @@ struct ClockChange {
 pub fn parse_change(body: &[u8], dataset_start: i64) -> Result<Vec<Command>, String> {
     let expected = |e: &dyn std::fmt::Display| {
         format!(
-            "expected JSON like {{\"speed\": 3600, \"paused\": false, \"seek\": \"2024-01-10 12:00:00\", \"seek_day\": 10}}: {e}"
+            "expected JSON like {{\"speed\": 3600, \"paused\": false, \"seek\": \"2024-01-10 12:00:00\", \"seek_day\": 10}} or {{\"step\": 300}}: {e}"
         )
     };
     let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| expected(&e))?;
@@ -65,8 +67,11 @@ pub fn parse_change(body: &[u8], dataset_start: i64) -> Result<Vec<Command>, Str
     if let Some(paused) = change.paused {
         commands.push(Command::SetPaused(paused));
     }
+    if let Some(step) = change.step {
+        commands.push(Command::Step(step));
+    }
     if commands.is_empty() {
-        return Err("nothing to change: give speed, paused, seek or seek_day".into());
+        return Err("nothing to change: give speed, paused, seek, seek_day or step".into());
     }
     Ok(commands)
 }

@@ -1,6 +1,6 @@
 //! The live clock: how simulation time advances (the clock and its task), where its state
 //! is kept (a state file, or NATS for replicas), and where its windows of time go (an
-//! [`actor::Emitter`], the delivery engine's hub).
+//! [`crate::timeline::Emitter`]: the delivery engine's hub, the JetStream publisher).
 
 pub mod actor;
 pub mod change;

@@ -20,11 +20,10 @@ use bytes::Bytes;
 
 use super::queue::{ClientQueue, EventChunk};
 use super::websocket;
-use crate::clock::actor::Emitter;
 use crate::dataset::Dataset;
 use crate::dataset::EventType;
 use crate::events::{EventShift, Filter, expand_event};
-use crate::timeline::{Position, PositionError, Timeline};
+use crate::timeline::{Emitter, Position, PositionError, Timeline};
 
 /// How a subscriber's events are framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -177,6 +176,25 @@ impl Hub {
             ds,
             timeline,
             queue_limit,
+            metrics: HubMetrics::default(),
+            tick_listeners: Mutex::default(),
+        }
+    }
+
+    /// A hub for another clock over the same dataset (a session's): the same limits and
+    /// location ids, its own subscribers, history and metrics. Its pushes wake each stream's
+    /// writer themselves (it has no tick listeners).
+    pub fn beside(&self, timeline: Timeline) -> Hub {
+        Hub {
+            state: Mutex::new(State::default()),
+            leaving: Mutex::default(),
+            ds: Arc::clone(&self.ds),
+            timeline,
+            tag: self.tag.clone(),
+            queue_limit: self.queue_limit,
+            queue_budget: self.queue_budget,
+            queued: Arc::default(),
+            location_ids: self.location_ids.clone(),
             metrics: HubMetrics::default(),
             tick_listeners: Mutex::default(),
         }
@@ -344,18 +362,37 @@ impl Hub {
     }
 
     fn fan_out(&self, a: i64, b: i64) {
+        let record = |s: &mut State| {
+            match s.history.last_mut() {
+                Some(run) if run.1 == a => run.1 = b,
+                _ => s.history.push((a, b)),
+            }
+            self.metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        };
+        {
+            // With nobody to send to (a session nobody watches), the window is only
+            // recorded, not expanded. Under the same lock as a subscribe: one that comes
+            // after this starts past the window.
+            let mut s = self.lock();
+            if s.groups.is_empty() {
+                record(&mut s);
+                return;
+            }
+        }
         let ds = &*self.ds;
         let mut events = Vec::new();
         self.timeline
             .for_each_event(ds, a, b, 0, |pos, shift| events.push((pos, shift)));
         let tick = FramedTick::new(ds, &self.tag, &events, &self.queued);
+        // A hub whose writers are not told of ticks (a session's) wakes each stream.
+        let wake_each = self
+            .tick_listeners
+            .lock()
+            .expect("tick listeners")
+            .is_empty();
 
         let mut s = self.lock();
-        match s.history.last_mut() {
-            Some(run) if run.1 == a => run.1 = b,
-            _ => s.history.push((a, b)),
-        }
-        self.metrics.ticks.fetch_add(1, Ordering::Relaxed);
+        record(&mut s);
         if events.is_empty() {
             return;
         }
@@ -370,7 +407,12 @@ impl Hub {
             };
             let mut dropped = 0;
             for m in members {
-                if !m.queue.push_tick_events(chunk.clone()) {
+                let fits = if wake_each {
+                    m.queue.push_events(chunk.clone())
+                } else {
+                    m.queue.push_tick_events(chunk.clone())
+                };
+                if !fits {
                     dropped += 1;
                 }
             }

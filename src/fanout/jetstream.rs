@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::dataset::Dataset;
 use crate::events::{EVENT_ID_LEN, expand_event};
-use crate::timeline::Timeline;
+use crate::timeline::{Emitter, Timeline};
 
 /// The stream that stores a prefix's events.
 pub fn stream_name(prefix: &str) -> String {
@@ -31,17 +31,28 @@ pub fn stream_name(prefix: &str) -> String {
     format!("CASPERS_{clean}")
 }
 
-pub struct Publisher;
+/// A clock's emitter that publishes its windows, in order, from a task of its own (the
+/// clock never waits on NATS).
+pub struct Publisher {
+    windows: mpsc::UnboundedSender<(i64, i64)>,
+}
+
+impl Emitter for Publisher {
+    fn emit(&self, a: i64, b: i64) {
+        // The task ends only with the runtime.
+        let _ = self.windows.send((a, b));
+    }
+}
 
 impl Publisher {
-    /// Makes sure the stream exists, then publishes every window sent to the returned
-    /// channel, in order; a window that fails is published again until NATS takes it.
+    /// Makes sure the stream exists, then publishes every window emitted to it, in order;
+    /// a window that fails is published again until NATS takes it.
     pub async fn start(
         client: async_nats::Client,
         prefix: &str,
         ds: Arc<Dataset>,
         timeline: Timeline,
-    ) -> Result<mpsc::UnboundedSender<(i64, i64)>, String> {
+    ) -> Result<Publisher, String> {
         if prefix.is_empty() || prefix.contains(['*', '>', ' ']) || prefix.ends_with('.') {
             return Err(format!(
                 "--publish-nats '{prefix}' is not a subject prefix (e.g. caspers.events)"
@@ -68,7 +79,7 @@ impl Publisher {
                 }
             }
         });
-        Ok(tx)
+        Ok(Publisher { windows: tx })
     }
 }
 

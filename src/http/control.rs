@@ -6,9 +6,12 @@ use std::sync::atomic::Ordering;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
+use super::feed::Feed;
 use super::params::bad_request;
-use crate::clock::actor::ChangeError;
+use crate::clock::actor::{ChangeError, ClockHandle};
 use crate::clock::change::parse_change;
+use crate::secret::same_token;
+use crate::sessions::Session;
 
 /// The kitchens (id, code, name, lat, lon), for maps.
 pub async fn kitchens(state: web::Data<AppState>) -> HttpResponse {
@@ -29,10 +32,18 @@ pub async fn get_clock(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.clock.state())
 }
 
+/// `GET /v1/sessions/{id}/clock`
+pub async fn get_session_clock(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    match Feed::session(&state, &id) {
+        Ok(feed) => HttpResponse::Ok().json(feed.clock.state()),
+        Err(response) => *response,
+    }
+}
+
 /// The token a request carries: `Authorization: Bearer T` (the scheme in any case, as
 /// RFC 9110 §11.1 has it), `X-Control-Token: T` or `?token=T`; trimmed as the server's own
 /// token is at start.
-fn presented_token(req: &HttpRequest) -> Option<String> {
+pub(crate) fn presented_token(req: &HttpRequest) -> Option<String> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some((scheme, t)) = header("authorization").and_then(|v| v.trim().split_once(' '))
         && scheme.eq_ignore_ascii_case("bearer")
@@ -47,15 +58,7 @@ fn presented_token(req: &HttpRequest) -> Option<String> {
         .and_then(|q| q.get("token").map(|t| t.trim().to_string()))
 }
 
-/// Compares without stopping at the first difference.
-fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
+/// `POST /v1/clock`: the presenter's change to the shared clock.
 pub async fn post_clock(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -88,13 +91,57 @@ pub async fn post_clock(
             }));
         }
     }
-    let commands = match parse_change(&body, state.clock.state().dataset_start) {
+    change(&state.clock, &body).await
+}
+
+/// `POST /v1/sessions/{id}/clock`: the session owner's change to its clock.
+pub async fn post_session_clock(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let feed = match Feed::session(&state, &id) {
+        Ok(feed) => feed,
+        Err(response) => return *response,
+    };
+    let session = feed.session.as_ref().expect("a session's feed");
+    if let Err(refusal) = owner_only(&req, session) {
+        return *refusal;
+    }
+    change(&feed.clock, &body).await
+}
+
+/// Refuses a request that does not carry `session`'s token.
+pub(crate) fn owner_only(req: &HttpRequest, session: &Session) -> Result<(), Box<HttpResponse>> {
+    match presented_token(req) {
+        Some(t) if !t.is_empty() && session.is_owner(&t) => Ok(()),
+        Some(_) => Err(Box::new(HttpResponse::Forbidden().json(
+            serde_json::json!({
+                "error": format!("that is not session {}'s token", session.id)
+            }),
+        ))),
+        None => Err(Box::new(HttpResponse::Unauthorized().json(
+            serde_json::json!({
+                "error": "changing a session needs its token (Authorization: Bearer TOKEN, \
+                          as POST /v1/sessions answered when it was made)"
+            }),
+        ))),
+    }
+}
+
+/// Applies a change (JSON `body`) to `clock` and answers with its new state.
+async fn change(clock: &ClockHandle, body: &[u8]) -> HttpResponse {
+    let commands = match parse_change(body, clock.state().dataset_start) {
         Ok(commands) => commands,
         Err(e) => return bad_request(&e),
     };
-    match state.clock.apply(commands).await {
+    match clock.apply(commands).await {
         Ok(new_state) => HttpResponse::Ok().json(new_state),
         Err(ChangeError::Invalid(e)) => bad_request(&e),
+        Err(ChangeError::Conflict(e)) => {
+            HttpResponse::Conflict().json(serde_json::json!({ "error": e }))
+        }
         Err(ChangeError::Unavailable(e)) => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "2"))
             .json(serde_json::json!({ "error": e })),
@@ -239,6 +286,38 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         "gauge",
         "1 when the clock is paused.",
         &[("", f64::from(u8::from(clock.paused)))],
+    );
+    let sessions = &state.sessions.metrics;
+    metric(
+        "caspers_sessions",
+        "gauge",
+        "Replay sessions alive.",
+        &[("", state.sessions.count() as f64)],
+    );
+    metric(
+        "caspers_sessions_created_total",
+        "counter",
+        "Replay sessions created.",
+        &[("", load(&sessions.created) as f64)],
+    );
+    metric(
+        "caspers_sessions_ended_total",
+        "counter",
+        "Replay sessions ended, by why.",
+        &[
+            ("{reason=\"idle\"}", load(&sessions.ended_idle) as f64),
+            ("{reason=\"deleted\"}", load(&sessions.ended_deleted) as f64),
+        ],
+    );
+    let (sse, ws) = state.sessions.subscribers();
+    metric(
+        "caspers_session_subscribers",
+        "gauge",
+        "Subscribers on sessions' streams by transport (the shared clock's are caspers_subscribers).",
+        &[
+            ("{transport=\"sse\"}", sse as f64),
+            ("{transport=\"websocket\"}", ws as f64),
+        ],
     );
     if let Some(shared) = &state.clock.shared {
         metric(

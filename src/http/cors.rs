@@ -6,7 +6,8 @@
 //! a presenter's token typed into some other site's page must not move the clock. That
 //! rule is the clock handler's: every answer, a refusal included, carries the CORS headers,
 //! so that a page of any origin can read why it was refused (a preflight refused by CORS
-//! would leave it only "Failed to fetch"). Requests without an `Origin` header (curl,
+//! would leave it only "Failed to fetch"). A session's clock is its creator's, who holds its
+//! token: any origin may create, change and end sessions. Requests without an `Origin` header (curl,
 //! servers, the tests' own clients) are not a browser's and are not limited here.
 
 use actix_cors::Cors;
@@ -43,7 +44,7 @@ impl CorsOrigins {
     pub fn middleware(&self) -> Cors {
         Cors::default()
             .allowed_origin_fn(|_, _| true)
-            .allowed_methods([Method::GET, Method::HEAD, Method::POST])
+            .allowed_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE])
             .allowed_headers([
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,

@@ -5,8 +5,10 @@
 mod admission;
 mod control;
 mod cors;
+mod feed;
 mod open_files;
 pub mod params;
+mod sessions;
 mod stream;
 
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use crate::clock::actor::ClockHandle;
 use crate::fanout::hub::Hub;
 use crate::fanout::writers::Writers;
+use crate::sessions::Sessions;
 use admission::Admission;
 pub use cors::{CorsOrigins, check_origin};
 
@@ -44,8 +47,11 @@ pub struct HttpOptions {
 
 /// What every handler shares.
 pub(crate) struct AppState {
+    /// The shared clock's hub and the clock.
     pub hub: Arc<Hub>,
     pub clock: ClockHandle,
+    /// The replay sessions beside it.
+    pub sessions: Arc<Sessions>,
     pub token: String,
     /// The map page's online tile layer (URL template, attribution), if any.
     pub tiles: Option<(String, String)>,
@@ -68,10 +74,11 @@ pub struct Listening {
     pub note: Option<String>,
 }
 
-/// Binds the routes over `hub`, `clock` and `writers` and starts serving.
+/// Binds the routes over `hub`, `clock`, `sessions` and `writers` and starts serving.
 pub fn listen(
     hub: Arc<Hub>,
     clock: ClockHandle,
+    sessions: Arc<Sessions>,
     writers: Writers,
     opts: &HttpOptions,
 ) -> Result<Listening, String> {
@@ -79,6 +86,7 @@ pub fn listen(
     let state = web::Data::from(Arc::new(AppState {
         hub,
         clock,
+        sessions,
         token: opts.control_token.clone(),
         tiles: opts.tiles.clone(),
         ws_deflate: opts.ws_deflate,
@@ -115,6 +123,25 @@ pub fn listen(
             .service(endpoint("/v1/map", "GET").route(web::get().to(control::map_config)))
             .service(endpoint("/v1/events", "GET").route(web::get().to(stream::sse)))
             .service(endpoint("/v1/ws", "GET").route(web::get().to(stream::websocket)))
+            .service(endpoint("/v1/sessions", "POST").route(web::post().to(sessions::create)))
+            .service(
+                endpoint("/v1/sessions/{id}", "GET, DELETE")
+                    .route(web::get().to(sessions::describe))
+                    .route(web::delete().to(sessions::delete)),
+            )
+            .service(
+                endpoint("/v1/sessions/{id}/events", "GET")
+                    .route(web::get().to(stream::session_sse)),
+            )
+            .service(
+                endpoint("/v1/sessions/{id}/ws", "GET")
+                    .route(web::get().to(stream::session_websocket)),
+            )
+            .service(
+                endpoint("/v1/sessions/{id}/clock", "GET, POST")
+                    .route(web::get().to(control::get_session_clock))
+                    .route(web::post().to(control::post_session_clock)),
+            )
     })
     // Small tick chunks must not wait for the peer's delayed ACK (Nagle). The socket is
     // remembered so that an idle stream can notice its peer leave (stream.rs).

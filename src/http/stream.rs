@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use super::AppState;
 use super::cors::STREAM_HEADER;
+use super::feed::Feed;
 use super::params::{bad_request, stream_params};
 use crate::events::Filter;
 use crate::fanout::hub::{Start, Subscription, Transport};
@@ -81,13 +82,14 @@ impl Bucket {
 /// must not stall the HTTP worker's other requests), at most one per core at a time.
 async fn subscribe(
     state: &Arc<AppState>,
+    feed: &Feed,
     filter: Filter,
     transport: Transport,
     from: Option<String>,
     snapshot: bool,
 ) -> Option<Subscription> {
     let _permit = state.subscribing.acquire().await.ok()?;
-    let hub = Arc::clone(&state.hub);
+    let hub = Arc::clone(&feed.hub);
     web::block(move || {
         let start = match &from {
             Some(p) => Start::After(p),
@@ -101,18 +103,18 @@ async fn subscribe(
 
 /// The first clock message: `restarted` for a client resuming from a position that an
 /// earlier process (or another replica) sent, `connected` otherwise.
-fn clock_message(state: &AppState, transport: Transport, from: Option<&str>) -> Bytes {
-    let restarted = from.is_some_and(|p| state.hub.sent_before_this_process(p));
+fn clock_message(feed: &Feed, transport: Transport, from: Option<&str>) -> Bytes {
+    let restarted = from.is_some_and(|p| feed.hub.sent_before_this_process(p));
     let reason = if restarted { "restarted" } else { "connected" };
-    transport.control("clock", state.clock.state().message(reason).as_bytes())
+    transport.control("clock", feed.clock.state().message(reason).as_bytes())
 }
 
 /// A position another replica sent a moment before this one's clock got there: wait (a
 /// few ticks at most) for this clock to pass it, so the catch-up meets the live stream.
-async fn wait_until_passed(state: &AppState, from: Option<&str>) {
+async fn wait_until_passed(feed: &Feed, from: Option<&str>) {
     if let Some(p) = from {
         for _ in 0..100 {
-            if !state.hub.position_ahead(p) {
+            if !feed.hub.position_ahead(p) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -121,15 +123,37 @@ async fn wait_until_passed(state: &AppState, from: Option<&str>) {
 }
 
 /// `GET /v1/events?location_id=1,3&event_type=driver_ping&snapshot=1&from=POSITION`
-///
-/// The response (head and events) is written by a writer thread, not through actix: this
-/// handler hands it the socket and waits for the stream to end.
 pub async fn sse(
     req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    let params = match stream_params(&query, &state.hub) {
+    let feed = Feed::shared(&state);
+    sse_on(req, state, feed, query).await
+}
+
+/// `GET /v1/sessions/{id}/events?...`: a session's SSE stream.
+pub async fn session_sse(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    match Feed::session(&state, &id) {
+        Ok(feed) => sse_on(req, state, feed, query).await,
+        Err(response) => *response,
+    }
+}
+
+/// The response (head and events) is written by a writer thread, not through actix: this
+/// handler hands it the socket and waits for the stream to end.
+async fn sse_on(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    feed: Feed,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let params = match stream_params(&query, &feed.hub) {
         Ok(p) => p,
         Err(e) => return bad_request(&e),
     };
@@ -147,9 +171,10 @@ pub async fn sse(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let from = last_event_id.or(params.from);
-    wait_until_passed(&state, from.as_deref()).await;
+    wait_until_passed(&feed, from.as_deref()).await;
     let Some(sub) = subscribe(
         &state,
+        &feed,
         params.filter,
         Transport::Sse,
         from.clone(),
@@ -173,14 +198,14 @@ pub async fn sse(
         )
     });
     let mut first = b"retry: 3000\n\n".to_vec();
-    first.extend_from_slice(&clock_message(&state, Transport::Sse, from.as_deref()));
+    first.extend_from_slice(&clock_message(&feed, Transport::Sse, from.as_deref()));
     let start = StreamStart {
         head,
         first: first.into(),
         from,
         chunked,
     };
-    let conn = state.writers.adopt(socket.0, &state.hub, sub, start);
+    let conn = state.writers.adopt(socket.0, &feed.hub, sub, start);
     let _guard = ReleaseOnDrop(Arc::clone(&conn));
     // The writer thread ends the stream: closed by the server, or the client left (it
     // checks an idle socket for its peer's close, so the place is freed within a second).
@@ -205,20 +230,44 @@ fn not_a_stream() -> HttpResponse {
 }
 
 /// `GET /v1/ws?location_id=..&event_type=..&snapshot=1&from=POSITION`
-///
-/// The server side of the WebSocket is written here and by the writer threads, not by a
-/// WebSocket library's session: the hub frames each tick once per group, and a writer
-/// thread hands those shared frames straight to the socket. A client that offers
-/// permessage-deflate gets it (unless the server runs with `--no-ws-deflate`): its
-/// group's messages are compressed once for all its members. This handler reads the
-/// client's frames (filter changes, pings, close) until the stream ends.
 pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    let params = match stream_params(&query, &state.hub) {
+    let feed = Feed::shared(&state);
+    websocket_on(req, body, state, feed, query).await
+}
+
+/// `GET /v1/sessions/{id}/ws?...`: a session's WebSocket stream.
+pub async fn session_websocket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    match Feed::session(&state, &id) {
+        Ok(feed) => websocket_on(req, body, state, feed, query).await,
+        Err(response) => *response,
+    }
+}
+
+/// The server side of the WebSocket is written here and by the writer threads, not by a
+/// WebSocket library's session: the hub frames each tick once per group, and a writer
+/// thread hands those shared frames straight to the socket. A client that offers
+/// permessage-deflate gets it (unless the server runs with `--no-ws-deflate`): its
+/// group's messages are compressed once for all its members. This handler reads the
+/// client's frames (filter changes, pings, close) until the stream ends.
+async fn websocket_on(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    feed: Feed,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let params = match stream_params(&query, &feed.hub) {
         Ok(p) => p,
         Err(e) => return bad_request(&e),
     };
@@ -248,9 +297,10 @@ pub async fn websocket(
         Ok(slot) => slot,
         Err(refusal) => return refusal.response(),
     };
-    wait_until_passed(&state, params.from.as_deref()).await;
+    wait_until_passed(&feed, params.from.as_deref()).await;
     let Some(sub) = subscribe(
         &state,
+        &feed,
         params.filter,
         transport,
         params.from.clone(),
@@ -269,14 +319,14 @@ pub async fn websocket(
         head.extend_from_slice(websocket::DEFLATE_RESPONSE.as_bytes());
     }
     head.extend_from_slice(b"\r\n\r\n");
-    let first = clock_message(&state, transport, params.from.as_deref());
+    let first = clock_message(&feed, transport, params.from.as_deref());
     let start = StreamStart {
         head: head.into(),
         first,
         from: params.from.clone(),
         chunked: false,
     };
-    let conn = state.writers.adopt(socket.0, &state.hub, sub, start);
+    let conn = state.writers.adopt(socket.0, &feed.hub, sub, start);
     let _guard = ReleaseOnDrop(Arc::clone(&conn));
 
     use futures_util::StreamExt;
@@ -329,7 +379,7 @@ pub async fn websocket(
                 }
                 Ok(Some(Message::Text(t))) => {
                     let wanted = websocket::filter_message(&t).and_then(|(filter, snapshot)| {
-                        state.hub.check_filter(&filter).map(|()| (filter, snapshot))
+                        feed.hub.check_filter(&filter).map(|()| (filter, snapshot))
                     });
                     match wanted {
                         Ok((filter, snapshot)) => {
@@ -340,7 +390,7 @@ pub async fn websocket(
                             }));
                             let after = conn.begin_filter_change();
                             let Some(sub) =
-                                subscribe(&state, filter, transport, after, snapshot).await
+                                subscribe(&state, &feed, filter, transport, after, snapshot).await
                             else {
                                 break 'read;
                             };

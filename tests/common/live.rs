@@ -386,11 +386,16 @@ pub fn expected(ds: &Dataset, a: i64, b: i64, filter: Filter) -> Vec<(String, St
 }
 
 pub fn ws_connect(server: &LiveServer, query: &str) -> tungstenite::WebSocket<TcpStream> {
+    ws_connect_to(server, &format!("/v1/ws{query}"))
+}
+
+/// A WebSocket to `path` (with its query), e.g. a session's `/v1/sessions/ID/ws`.
+pub fn ws_connect_to(server: &LiveServer, path: &str) -> tungstenite::WebSocket<TcpStream> {
     let stream = TcpStream::connect(server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let url = format!("ws://{}/v1/ws{query}", server.addr);
+    let url = format!("ws://{}{path}", server.addr);
     let (ws, response) = tungstenite::client(url, stream).unwrap();
     assert_eq!(response.status(), 101);
     ws

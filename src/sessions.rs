@@ -1,0 +1,371 @@
+//! Replay sessions: clocks of their own beside the shared one, so that a developer, a test
+//! or a rehearsal can pause, seek and step without moving anybody else's stream.
+//!
+//! A session is a clock task and a hub over the same dataset in memory; the writer threads
+//! are everybody's. Its creator gets a token of its own to change it. A session nobody
+//! watches and nobody asks about for the idle time ends by itself; its clients, if any come
+//! back, are told it ended (410) rather than that it never was (404).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::clock::actor::{self, ClockHandle, ClockSetup, MAX_SPEED, Store};
+use crate::clock::{ClockRecord, SimClock};
+use crate::fanout::hub::Hub;
+use crate::secret::{random_token, same_token};
+use crate::time::{DAY, format_ts, now_unix_f64, parse_rfc3339};
+use crate::timeline::{Emitter, Timeline};
+
+/// How sessions are made and kept.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// Sessions alive at once; past it, creating one is refused.
+    pub max_sessions: usize,
+    /// A session with no subscriber and no request for this long ends.
+    pub idle: Duration,
+    /// When set, creating a session needs this token.
+    pub token: Option<String>,
+    /// Time between a running session's clock ticks.
+    pub tick: Duration,
+    /// What a session starts with when its request does not say (the server's own).
+    pub start_day: i64,
+    pub speed: f64,
+    pub looping: bool,
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct SessionMetrics {
+    pub created: AtomicU64,
+    pub ended_idle: AtomicU64,
+    pub ended_deleted: AtomicU64,
+}
+
+/// One session: its clock and the hub its subscribers are on.
+pub struct Session {
+    pub id: String,
+    pub hub: Arc<Hub>,
+    pub clock: ClockHandle,
+    /// The creator's token: the only one that changes or ends it.
+    token: String,
+    /// The last request about it, or the last of its streams to end.
+    touched: Mutex<Instant>,
+}
+
+impl Session {
+    /// Whether `token` is this session's.
+    pub fn is_owner(&self, token: &str) -> bool {
+        same_token(token, &self.token)
+    }
+
+    /// Notes a request about this session (it is not idle).
+    pub fn touch(&self) {
+        *self.touched.lock().expect("touched") = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.touched.lock().expect("touched").elapsed()
+    }
+}
+
+/// What a session's id names.
+pub enum Lookup {
+    Live(Arc<Session>),
+    /// It ended, for this reason.
+    Ended(String),
+    Unknown,
+}
+
+/// Why a session was not created.
+#[derive(Debug, PartialEq)]
+pub enum CreateError {
+    /// The request is wrong (HTTP 400), saying what and how to write it.
+    Invalid(String),
+    /// `--max-sessions` are alive (HTTP 429).
+    Full(usize),
+}
+
+/// How many ended sessions' ids are remembered, to answer 410 rather than 404.
+const ENDED_REMEMBERED: usize = 10_000;
+
+/// The live sessions.
+pub struct Sessions {
+    settings: SessionSettings,
+    /// Where the sessions' clock tasks run (the shared clock's runtime, not the HTTP
+    /// worker that takes the request).
+    runtime: tokio::runtime::Handle,
+    /// The shared clock's hub: a session's hub is made beside it.
+    template: Arc<Hub>,
+    live: Mutex<HashMap<String, Arc<Session>>>,
+    /// Ids of sessions that ended, and why, the newest last.
+    ended: Mutex<VecDeque<(String, String)>>,
+    pub metrics: SessionMetrics,
+}
+
+/// A session's request body: every field optional, none unknown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionRequest {
+    /// A day of the dataset (0-based, at the current UTC time of day, as `serve
+    /// --start-day`) or an instant (RFC 3339, or `YYYY-MM-DD HH:MM:SS` UTC).
+    start: Option<serde_json::Value>,
+    speed: Option<f64>,
+    paused: Option<bool>,
+    #[serde(rename = "loop")]
+    looping: Option<bool>,
+}
+
+impl Sessions {
+    /// Sessions beside `template`'s clock; call on the runtime their clocks are to run on.
+    pub fn new(settings: SessionSettings, template: Arc<Hub>) -> Sessions {
+        Sessions {
+            settings,
+            runtime: tokio::runtime::Handle::current(),
+            template,
+            live: Mutex::default(),
+            ended: Mutex::default(),
+            metrics: SessionMetrics::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    /// Sessions alive.
+    pub fn count(&self) -> usize {
+        self.live.lock().expect("sessions").len()
+    }
+
+    /// Makes a session from a request's JSON body (empty: the defaults); its clock starts
+    /// ticking beside the shared one. Returns it with its owner's token.
+    pub fn create(&self, body: &[u8]) -> Result<(Arc<Session>, String), CreateError> {
+        let now = now_unix_f64();
+        let (looping, clock) = self.parse(body, now).map_err(CreateError::Invalid)?;
+        let mut live = self.live.lock().expect("sessions");
+        if live.len() >= self.settings.max_sessions {
+            return Err(CreateError::Full(self.settings.max_sessions));
+        }
+        let ds = self.template.dataset();
+        let timeline = Timeline::new(ds, looping);
+        let hub = Arc::new(self.template.beside(timeline));
+        let record = ClockRecord::new(ds, looping, clock);
+        let _on = self.runtime.enter();
+        let handle = actor::spawn(
+            vec![Arc::clone(&hub) as Arc<dyn Emitter>],
+            timeline,
+            ClockSetup {
+                record,
+                revision: 0,
+                restored: false,
+                store: Store::Memory,
+                tick: self.settings.tick,
+            },
+        );
+        let token = random_token();
+        let session = Arc::new(Session {
+            id: random_token(),
+            hub,
+            clock: handle,
+            token: token.clone(),
+            touched: Mutex::new(Instant::now()),
+        });
+        live.insert(session.id.clone(), Arc::clone(&session));
+        self.metrics.created.fetch_add(1, Ordering::Relaxed);
+        Ok((session, token))
+    }
+
+    /// The session `id` names; a live one counts as asked about.
+    pub fn get(&self, id: &str) -> Lookup {
+        if let Some(session) = self.live.lock().expect("sessions").get(id) {
+            session.touch();
+            return Lookup::Live(Arc::clone(session));
+        }
+        match self
+            .ended
+            .lock()
+            .expect("ended sessions")
+            .iter()
+            .rev()
+            .find(|(ended, _)| ended == id)
+        {
+            Some((_, why)) => Lookup::Ended(why.clone()),
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Ends session `id` at its owner's request; false if it was not alive.
+    pub fn delete(&self, id: &str) -> bool {
+        let ended = self.end(id, "deleted by its owner");
+        if ended {
+            self.metrics.ended_deleted.fetch_add(1, Ordering::Relaxed);
+        }
+        ended
+    }
+
+    /// Ends the sessions nobody has watched or asked about for the idle time; returns how
+    /// many.
+    pub fn end_idle(&self) -> usize {
+        let idle: Vec<String> = self
+            .live
+            .lock()
+            .expect("sessions")
+            .values()
+            .filter(|s| s.idle_for() >= self.settings.idle && s.hub.counts() == (0, 0))
+            .map(|s| s.id.clone())
+            .collect();
+        let why = format!(
+            "idle: no subscriber and no request for {}",
+            describe_duration(self.settings.idle)
+        );
+        let mut n = 0;
+        for id in idle {
+            if self.end(&id, &why) {
+                self.metrics.ended_idle.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Looks for idle sessions a few times per idle period, on the current tokio runtime,
+    /// for as long as `sessions` lives.
+    pub fn expire_idle(sessions: &Arc<Sessions>) {
+        let every =
+            (sessions.settings.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(15));
+        let weak = Arc::downgrade(sessions);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                let Some(sessions) = weak.upgrade() else {
+                    return;
+                };
+                let n = sessions.end_idle();
+                if n > 0 {
+                    log::info!("ended {n} idle session(s)");
+                }
+            }
+        });
+    }
+
+    /// Ends every session (the server is shutting down): their clients get `reason`.
+    pub fn close_all(&self, reason: &str) {
+        for session in self.live.lock().expect("sessions").values() {
+            session.hub.close_all(reason);
+        }
+    }
+
+    /// Subscribers on every session's hub: (SSE, WebSocket).
+    pub fn subscribers(&self) -> (usize, usize) {
+        let hubs: Vec<Arc<Hub>> = self
+            .live
+            .lock()
+            .expect("sessions")
+            .values()
+            .map(|s| Arc::clone(&s.hub))
+            .collect();
+        hubs.iter()
+            .map(|h| h.counts())
+            .fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1))
+    }
+
+    /// Takes session `id` out and closes its streams; its clock task stops with the last
+    /// handle (the streams' handlers let theirs go as they end).
+    fn end(&self, id: &str, why: &str) -> bool {
+        let Some(session) = self.live.lock().expect("sessions").remove(id) else {
+            return false;
+        };
+        let mut ended = self.ended.lock().expect("ended sessions");
+        ended.push_back((id.to_string(), why.to_string()));
+        if ended.len() > ENDED_REMEMBERED {
+            ended.pop_front();
+        }
+        drop(ended);
+        session.hub.close_all(&format!("session ended: {why}"));
+        true
+    }
+
+    /// A session's clock from its request: whether it loops, and where it starts.
+    fn parse(&self, body: &[u8], now: f64) -> Result<(bool, SimClock), String> {
+        let expected = |e: &dyn std::fmt::Display| {
+            format!(
+                "expected JSON like {{\"start\": \"2024-01-10T18:00:00Z\", \"speed\": 60, \
+                 \"paused\": true, \"loop\": false}} (every field optional; \"start\" may be a \
+                 day of the dataset): {e}"
+            )
+        };
+        let request: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            SessionRequest::default()
+        } else {
+            let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| expected(&e))?;
+            if let Some((name, _)) = json
+                .as_object()
+                .and_then(|o| o.iter().find(|(_, v)| v.is_null()))
+            {
+                return Err(format!("{name} is null: give a value, or leave it out"));
+            }
+            serde_json::from_value(json).map_err(|e| expected(&e))?
+        };
+        let s = &self.settings;
+        let looping = request.looping.unwrap_or(s.looping);
+        let timeline = Timeline::new(self.template.dataset(), looping);
+        let days = self.template.dataset().days();
+        let within = |sim: i64| sim >= timeline.day_zero && sim < timeline.dataset_end;
+        let time_of_day = now.rem_euclid(DAY as f64);
+        let start = match &request.start {
+            None => timeline.day_start(s.start_day) as f64 + time_of_day,
+            Some(serde_json::Value::Number(n)) => match n.as_i64() {
+                Some(day) if (0..days).contains(&day) => {
+                    timeline.day_start(day) as f64 + time_of_day
+                }
+                _ => {
+                    return Err(format!(
+                        "start {n} is not a day of the dataset, which has days 0 to {}",
+                        days - 1
+                    ));
+                }
+            },
+            Some(serde_json::Value::String(text)) => match parse_rfc3339(text) {
+                Ok(sim) if within(sim) => sim as f64,
+                Ok(_) => {
+                    return Err(format!(
+                        "start {text:?} is outside the dataset, {} .. {}",
+                        format_ts(timeline.day_zero),
+                        format_ts(timeline.dataset_end)
+                    ));
+                }
+                Err(e) => return Err(format!("start {text:?} is not a time: {e}")),
+            },
+            Some(other) => {
+                return Err(format!(
+                    "start {other} is neither a day (a number) nor a time (a string)"
+                ));
+            }
+        };
+        let speed = request.speed.unwrap_or(s.speed);
+        if !(speed.is_finite() && speed > 0.0 && speed <= MAX_SPEED) {
+            return Err(format!(
+                "speed must be a number above 0 and at most {MAX_SPEED}, not {speed}"
+            ));
+        }
+        Ok((
+            looping,
+            SimClock::new(start, now, speed, request.paused.unwrap_or(false)),
+        ))
+    }
+}
+
+/// "30 minutes", "1.5 s".
+fn describe_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 60.0 && secs % 60.0 == 0.0 {
+        format!("{} minutes", secs / 60.0)
+    } else {
+        format!("{secs} s")
+    }
+}
