@@ -62,6 +62,18 @@ impl Session {
         headers: &[(&str, &str)],
         body: &str,
     ) -> u16 {
+        self.rest_answer(server, method, path, headers, body).0
+    }
+
+    /// [`Session::rest`], with the answer's body.
+    fn rest_answer(
+        &mut self,
+        server: &LiveServer,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
         let a = exchange(server.addr, method, path, headers, body);
         let content_type = a
             .header("content-type")
@@ -72,7 +84,7 @@ impl Session {
             "type": content_type,
             "body": if json_body { a.body.clone() } else { String::new() },
         }}));
-        a.status
+        (a.status, a.body)
     }
 
     fn sse(&mut self, m: &common::live::SseMessage) {
@@ -134,7 +146,18 @@ fn ws_until(
 fn the_documents_parse_and_describe_every_message_answer_and_route_of_a_session() {
     let e2e = common::e2e_dir();
     let dir = dataset();
-    let mut server = LiveServer::start(dir, &["--paused", "--start-day", "1", "--queue-kib", "16"]);
+    let mut server = LiveServer::start(
+        dir,
+        &[
+            "--paused",
+            "--start-day",
+            "1",
+            "--queue-kib",
+            "16",
+            "--max-sessions",
+            "2",
+        ],
+    );
     server.control(&format!("{{\"seek\": {}}}", DAY1 + 17 * 3600));
     let mut session = Session::default();
 
@@ -203,6 +226,94 @@ fn the_documents_parse_and_describe_every_message_answer_and_route_of_a_session(
         400
     );
     assert_eq!(session.rest(&server, "GET", "/v1/ws", &[], ""), 400);
+
+    // A replay session: made, read, stepped, refused, streamed, ended.
+    let (status, made) = session.rest_answer(
+        &server,
+        "POST",
+        "/v1/sessions",
+        &[],
+        &format!(
+            "{{\"start\": \"{}\", \"paused\": true}}",
+            caspers_replay::time::format_rfc3339(DAY1 + 18 * 3600)
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    let made: Value = serde_json::from_str(&made).unwrap();
+    let base = made["urls"]["session"].as_str().unwrap().to_string();
+    let owner = format!("Bearer {}", made["token"].as_str().unwrap());
+    let mut on_session = SseClient::connect(server.addr, &format!("{base}/events"), None);
+    for (method, path, headers, body, status) in [
+        (
+            "POST",
+            "/v1/sessions".to_string(),
+            vec![],
+            r#"{"warp": 1}"#,
+            400,
+        ),
+        ("GET", base.clone(), vec![], "", 200),
+        ("GET", format!("{base}/clock"), vec![], "", 200),
+        (
+            "POST",
+            format!("{base}/clock"),
+            vec![("Authorization", owner.as_str())],
+            // A few minutes: the queue (--queue-kib 16) holds them.
+            r#"{"step": 120}"#,
+            200,
+        ),
+        (
+            "POST",
+            format!("{base}/clock"),
+            vec![("Authorization", owner.as_str())],
+            r#"{"paused": false, "step": 60}"#,
+            409,
+        ),
+        (
+            "POST",
+            format!("{base}/clock"),
+            vec![],
+            r#"{"step": 60}"#,
+            401,
+        ),
+        (
+            "POST",
+            format!("{base}/clock"),
+            vec![("Authorization", auth.as_str())],
+            r#"{"step": 60}"#,
+            403,
+        ),
+        ("GET", "/v1/sessions/nope".to_string(), vec![], "", 404),
+        (
+            "GET",
+            "/v1/sessions/nope/events".to_string(),
+            vec![],
+            "",
+            404,
+        ),
+        ("DELETE", base.clone(), vec![], "", 401),
+        ("POST", "/v1/sessions".to_string(), vec![], "", 201),
+        ("POST", "/v1/sessions".to_string(), vec![], "", 429),
+    ] {
+        assert_eq!(
+            session.rest(&server, method, &path, &headers, body),
+            status,
+            "{method} {path} {body}"
+        );
+    }
+    let mut session_events = 0;
+    while session_events < 3 {
+        let m = on_session.next().expect("the session's stepped events");
+        session_events += usize::from(m.id.is_some());
+        session.sse(&m);
+    }
+    assert_eq!(
+        session.rest(&server, "DELETE", &base, &[("Authorization", &owner)], ""),
+        204
+    );
+    while let Some(m) = on_session.next() {
+        session.sse(&m);
+    }
+    assert_eq!(session.rest(&server, "GET", &base, &[], ""), 410);
 
     // SSE: a snapshot, a resume that cannot be honoured, events, a lag, the close.
     let mut sse = SseClient::connect(server.addr, "/v1/events?snapshot=1&from=0000-0-1", None);

@@ -188,9 +188,9 @@ fn only_listed_origins_and_the_servers_own_may_change_the_clock() {
         Some("http://localhost:5174")
     );
     for (origin, method, headers) in [
-        (APP, "DELETE", "content-type"),
+        (APP, "PUT", "content-type"),
         (APP, "POST", "x-something-else"),
-        ("not an origin", "DELETE", "content-type"),
+        ("not an origin", "PUT", "content-type"),
         ("null", "POST", "x-something-else"),
     ] {
         let p = preflight(&open, "/v1/clock", origin, method, headers);

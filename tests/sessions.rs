@@ -271,7 +271,13 @@ fn bad_requests_get_answers_that_say_what_and_disturb_no_stream() {
     let (status, text) = request(server.addr, "POST", "/v1/sessions", &[], "");
     assert_eq!(status, 429);
     let json = error(status, &text, "--max-sessions");
-    assert_eq!(json["limit"], 2);
+    assert_eq!(json["limit"], "max-sessions");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("already has 2 sessions")
+    );
     // Another session's token, none, or the presenter's: refused.
     let path = format!("/v1/sessions/{}/clock", a.id);
     let other = format!("Bearer {}", b.token);

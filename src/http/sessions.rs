@@ -63,7 +63,7 @@ pub async fn create(
                     "this server already has {limit} sessions, its limit (--max-sessions); \
                      end one with DELETE /v1/sessions/ID, or wait for idle ones to expire"
                 ),
-                "limit": limit,
+                "limit": "max-sessions",
             })),
     }
 }

@@ -21,9 +21,9 @@ export type EventOf<K extends EventType> = Extract<CaspersEvent, {
 }>;
 /** Why a clock message was sent: `connected` (the stream's first message), `restarted`
  * (this connection resumed from a position an earlier server process or another replica
- * sent), a presenter's `speed`, `pause`, `resume`, `seek`, or `change` (several at once),
- * and `end` (the clock stopped at the dataset's end). */
-export type ClockReason = 'connected' | 'restarted' | 'speed' | 'pause' | 'resume' | 'seek' | 'change' | 'end';
+ * sent), a presenter's `speed`, `pause`, `resume`, `seek`, `step` or `change` (several
+ * at once), and `end` (the clock stopped at the dataset's end). */
+export type ClockReason = 'connected' | 'restarted' | 'speed' | 'pause' | 'resume' | 'seek' | 'step' | 'change' | 'end';
 /** The server's clock (`GET /v1/clock`, and the stream's `clock` messages). */
 export interface ClockState {
     /** Simulation time, Unix seconds. */
@@ -87,6 +87,9 @@ export interface ConnectOptions extends Filter {
     transport?: 'sse' | 'websocket';
     /** Resume after this position (one of an earlier feed's events). */
     from?: string;
+    /** A replay session's id ({@link createSession}): its stream instead of the shared
+     * clock's. */
+    session?: string;
     /** Reconnection delays: the first, and the most (milliseconds). Default 250 and 10,000;
      * each failed attempt doubles the delay, with jitter. */
     backoff?: {
@@ -160,6 +163,9 @@ export interface ClockChange {
     seek?: number | string;
     /** Day of the dataset (0-based) to jump to, at its midnight. */
     seek_day?: number;
+    /** On a paused clock: emit the next this many seconds of simulated time (at most a day)
+     * and stay paused. */
+    step?: number;
 }
 export interface Control {
     state(): Promise<ClockState>;
@@ -171,9 +177,43 @@ export interface Control {
     seek(to: number | string | Date | {
         day: number;
     }): Promise<ClockState>;
+    /** On a paused clock: emits exactly the next `seconds` of simulated time and stays
+     * paused (a running clock refuses it with a 409 {@link ControlError}). */
+    step(seconds: number): Promise<ClockState>;
 }
-/** The presenter's controls of the server at `baseUrl`, with its token. */
-export declare function control(baseUrl: string, token: string): Control;
+/** The controls of the clock of the server at `baseUrl` with a token: the presenter's
+ * of the shared clock, or with `{ session }` a session's with its own token. */
+export declare function control(baseUrl: string, token: string, options?: {
+    session?: string;
+}): Control;
+/** How a session's clock starts; every field optional (the server's defaults). */
+export interface SessionOptions {
+    /** A day of the dataset (0-based), or an instant (a Date, or RFC 3339 text). */
+    start?: number | string | Date;
+    speed?: number;
+    paused?: boolean;
+    loop?: boolean;
+    /** The token the server needs to create sessions, if it was started with one
+     * (`--session-token`). */
+    token?: string;
+}
+/** A replay session: a clock of one's own beside the shared one. */
+export interface Session {
+    readonly id: string;
+    /** Its owner's token (changes and ends it). */
+    readonly token: string;
+    /** The clock when it was made. */
+    readonly clock: ClockState;
+    /** Its controls (pause, seek, step, …). */
+    readonly control: Control;
+    /** Subscribes to its feed, as {@link connect} does to the shared one. */
+    connect(options?: Omit<ConnectOptions, 'session'>): Feed;
+    /** Ends it: its streams are closed with a reason. */
+    end(): Promise<void>;
+}
+/** Creates a replay session on the server at `baseUrl`; refusals (a bad option, the
+ * server's session limit) throw a {@link ControlError} with the server's message. */
+export declare function createSession(baseUrl: string, options?: SessionOptions): Promise<Session>;
 /** A kitchen (`GET /v1/kitchens`). */
 export interface Kitchen {
     location_id: number;

@@ -498,6 +498,7 @@ var LiveFeed = class {
     /** `setFilter` calls not yet in force, oldest first: `sent` over an open WebSocket (the
      * server acknowledges each in turn), else waiting for the next stream to open. */
     this.pendingFilters = [];
+    this.prefix = clockPath(options.session);
     this.transport = options.transport ?? "sse";
     if (this.transport !== "sse" && this.transport !== "websocket") {
       throw new TypeError(`transport must be "sse" or "websocket", not ${String(this.transport)}`);
@@ -679,14 +680,14 @@ var LiveFeed = class {
     };
   }
   openSse(snapshot) {
-    const url = absolute(this.baseUrl, `/v1/events${query(this.filter, snapshot, this.last)}`);
+    const url = absolute(this.baseUrl, `${this.prefix}/events${query(this.filter, snapshot, this.last)}`);
     let connection = null;
     const sink = this.sink(() => connection);
     connection = typeof EventSource !== "undefined" ? browserEventSource(url, sink) : fetchEventSource(url, sink);
     this.current = connection;
   }
   openWebSocket(snapshot) {
-    const url = absolute(this.baseUrl, `/v1/ws${query(this.filter, snapshot, this.last)}`);
+    const url = absolute(this.baseUrl, `${this.prefix}/ws${query(this.filter, snapshot, this.last)}`);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     const Impl = this.WebSocketImpl;
     const socket = new Impl(url.toString());
@@ -791,20 +792,28 @@ var ControlError = class extends Error {
     this.name = "ControlError";
   }
 };
-function control(baseUrl, token) {
-  const url = absolute(baseUrl, "/v1/clock");
-  const answer = async (res) => {
-    const text = await res.text();
-    if (!res.ok) {
-      let message = text;
-      try {
-        message = JSON.parse(text).error ?? text;
-      } catch {
-      }
-      throw new ControlError(res.status, message);
+function clockPath(session) {
+  if (session === void 0) return "/v1";
+  if (typeof session !== "string" || !/^[0-9A-Za-z_-]+$/.test(session)) {
+    throw new TypeError(`session must be a session's id, as createSession gave it, not ${JSON.stringify(session)}`);
+  }
+  return `/v1/sessions/${session}`;
+}
+async function answerOf(res) {
+  const text = await res.text();
+  if (!res.ok) {
+    let message = text;
+    try {
+      message = JSON.parse(text).error ?? text;
+    } catch {
     }
-    return JSON.parse(text);
-  };
+    throw new ControlError(res.status, message);
+  }
+  return text ? JSON.parse(text) : void 0;
+}
+function control(baseUrl, token, options = {}) {
+  const url = absolute(baseUrl, `${clockPath(options.session)}/clock`);
+  const answer = (res) => answerOf(res);
   const change = async (c) => answer(await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
@@ -820,6 +829,32 @@ function control(baseUrl, token) {
       if (to instanceof Date) return change({ seek: to.getTime() / 1e3 });
       if (typeof to === "object") return change({ seek_day: to.day });
       return change({ seek: to });
+    },
+    step: (seconds) => change({ step: seconds })
+  };
+}
+async function createSession(baseUrl, options = {}) {
+  const { token: needed, start, ...rest } = options;
+  const body = { ...rest };
+  if (start instanceof Date) body.start = start.toISOString();
+  else if (start !== void 0) body.start = start;
+  const headers = { "Content-Type": "application/json" };
+  if (needed !== void 0) headers.Authorization = `Bearer ${needed}`;
+  const made = await answerOf(
+    await fetch(absolute(baseUrl, "/v1/sessions"), { method: "POST", headers, body: JSON.stringify(body) })
+  );
+  const session = { session: made.id };
+  return {
+    id: made.id,
+    token: made.token,
+    clock: made.clock,
+    control: control(baseUrl, made.token, session),
+    connect: (connectOptions = {}) => connect(baseUrl, { ...connectOptions, ...session }),
+    end: async () => {
+      await answerOf(await fetch(absolute(baseUrl, `${clockPath(made.id)}`), {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${made.token}` }
+      }));
     }
   };
 }
@@ -838,6 +873,7 @@ export {
   comparePositions,
   connect,
   control,
+  createSession,
   isEventType,
   kitchens,
   parseEvent

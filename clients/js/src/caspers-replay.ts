@@ -34,8 +34,8 @@ export type EventOf<K extends EventType> = Extract<CaspersEvent, { event_type: K
 
 /** Why a clock message was sent: `connected` (the stream's first message), `restarted`
  * (this connection resumed from a position an earlier server process or another replica
- * sent), a presenter's `speed`, `pause`, `resume`, `seek`, or `change` (several at once),
- * and `end` (the clock stopped at the dataset's end). */
+ * sent), a presenter's `speed`, `pause`, `resume`, `seek`, `step` or `change` (several
+ * at once), and `end` (the clock stopped at the dataset's end). */
 export type ClockReason =
   | 'connected'
   | 'restarted'
@@ -43,6 +43,7 @@ export type ClockReason =
   | 'pause'
   | 'resume'
   | 'seek'
+  | 'step'
   | 'change'
   | 'end';
 
@@ -116,6 +117,9 @@ export interface ConnectOptions extends Filter {
   transport?: 'sse' | 'websocket';
   /** Resume after this position (one of an earlier feed's events). */
   from?: string;
+  /** A replay session's id ({@link createSession}): its stream instead of the shared
+   * clock's. */
+  session?: string;
   /** Reconnection delays: the first, and the most (milliseconds). Default 250 and 10,000;
    * each failed attempt doubles the delay, with jitter. */
   backoff?: { initialMs?: number; maxMs?: number };
@@ -356,7 +360,11 @@ class LiveFeed implements Feed {
   private readonly initialMs: number;
   private readonly maxMs: number;
 
+  /** `/v1`, or a session's `/v1/sessions/ID`. */
+  private readonly prefix: string;
+
   constructor(private readonly baseUrl: string, options: ConnectOptions) {
+    this.prefix = clockPath(options.session);
     this.transport = options.transport ?? 'sse';
     if (this.transport !== 'sse' && this.transport !== 'websocket') {
       throw new TypeError(`transport must be "sse" or "websocket", not ${String(this.transport)}`);
@@ -547,7 +555,7 @@ class LiveFeed implements Feed {
   }
 
   private openSse(snapshot: boolean): void {
-    const url = absolute(this.baseUrl, `/v1/events${query(this.filter, snapshot, this.last)}`);
+    const url = absolute(this.baseUrl, `${this.prefix}/events${query(this.filter, snapshot, this.last)}`);
     // This feed reconnects itself (from the last position it delivered, with backoff):
     // EventSource's own reconnection is stopped at the first error.
     let connection: { close(): void } | null = null;
@@ -559,7 +567,7 @@ class LiveFeed implements Feed {
   }
 
   private openWebSocket(snapshot: boolean): void {
-    const url = absolute(this.baseUrl, `/v1/ws${query(this.filter, snapshot, this.last)}`);
+    const url = absolute(this.baseUrl, `${this.prefix}/ws${query(this.filter, snapshot, this.last)}`);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const Impl = this.WebSocketImpl as WebSocketConstructor;
     const socket = new Impl(url.toString());
@@ -683,6 +691,9 @@ export interface ClockChange {
   seek?: number | string;
   /** Day of the dataset (0-based) to jump to, at its midnight. */
   seek_day?: number;
+  /** On a paused clock: emit the next this many seconds of simulated time (at most a day)
+   * and stay paused. */
+  step?: number;
 }
 
 export interface Control {
@@ -693,24 +704,40 @@ export interface Control {
   resume(): Promise<ClockState>;
   /** Jumps to a time (Unix seconds, a Date, or text the server reads) or `{ day }`. */
   seek(to: number | string | Date | { day: number }): Promise<ClockState>;
+  /** On a paused clock: emits exactly the next `seconds` of simulated time and stays
+   * paused (a running clock refuses it with a 409 {@link ControlError}). */
+  step(seconds: number): Promise<ClockState>;
 }
 
-/** The presenter's controls of the server at `baseUrl`, with its token. */
-export function control(baseUrl: string, token: string): Control {
-  const url = absolute(baseUrl, '/v1/clock');
-  const answer = async (res: Response): Promise<ClockState> => {
-    const text = await res.text();
-    if (!res.ok) {
-      let message = text;
-      try {
-        message = JSON.parse(text).error ?? text;
-      } catch {
-        // not JSON: the text as it is
-      }
-      throw new ControlError(res.status, message);
+/** The streams' and clock's path: the shared clock's, or a session's. */
+function clockPath(session: string | undefined): string {
+  if (session === undefined) return '/v1';
+  if (typeof session !== 'string' || !/^[0-9A-Za-z_-]+$/.test(session)) {
+    throw new TypeError(`session must be a session's id, as createSession gave it, not ${JSON.stringify(session)}`);
+  }
+  return `/v1/sessions/${session}`;
+}
+
+/** A JSON answer, or a {@link ControlError} with the server's message. */
+async function answerOf<T>(res: Response): Promise<T> {
+  const text = await res.text();
+  if (!res.ok) {
+    let message = text;
+    try {
+      message = JSON.parse(text).error ?? text;
+    } catch {
+      // not JSON: the text as it is
     }
-    return JSON.parse(text) as ClockState;
-  };
+    throw new ControlError(res.status, message);
+  }
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** The controls of the clock of the server at `baseUrl` with a token: the presenter's
+ * of the shared clock, or with `{ session }` a session's with its own token. */
+export function control(baseUrl: string, token: string, options: { session?: string } = {}): Control {
+  const url = absolute(baseUrl, `${clockPath(options.session)}/clock`);
+  const answer = (res: Response) => answerOf<ClockState>(res);
   const change = async (c: ClockChange) =>
     answer(await fetch(url, {
       method: 'POST',
@@ -727,6 +754,62 @@ export function control(baseUrl: string, token: string): Control {
       if (to instanceof Date) return change({ seek: to.getTime() / 1000 });
       if (typeof to === 'object') return change({ seek_day: to.day });
       return change({ seek: to });
+    },
+    step: (seconds) => change({ step: seconds }),
+  };
+}
+
+/** How a session's clock starts; every field optional (the server's defaults). */
+export interface SessionOptions {
+  /** A day of the dataset (0-based), or an instant (a Date, or RFC 3339 text). */
+  start?: number | string | Date;
+  speed?: number;
+  paused?: boolean;
+  loop?: boolean;
+  /** The token the server needs to create sessions, if it was started with one
+   * (`--session-token`). */
+  token?: string;
+}
+
+/** A replay session: a clock of one's own beside the shared one. */
+export interface Session {
+  readonly id: string;
+  /** Its owner's token (changes and ends it). */
+  readonly token: string;
+  /** The clock when it was made. */
+  readonly clock: ClockState;
+  /** Its controls (pause, seek, step, …). */
+  readonly control: Control;
+  /** Subscribes to its feed, as {@link connect} does to the shared one. */
+  connect(options?: Omit<ConnectOptions, 'session'>): Feed;
+  /** Ends it: its streams are closed with a reason. */
+  end(): Promise<void>;
+}
+
+/** Creates a replay session on the server at `baseUrl`; refusals (a bad option, the
+ * server's session limit) throw a {@link ControlError} with the server's message. */
+export async function createSession(baseUrl: string, options: SessionOptions = {}): Promise<Session> {
+  const { token: needed, start, ...rest } = options;
+  const body: Record<string, unknown> = { ...rest };
+  if (start instanceof Date) body.start = start.toISOString();
+  else if (start !== undefined) body.start = start;
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (needed !== undefined) headers.Authorization = `Bearer ${needed}`;
+  const made = await answerOf<{ id: string; token: string; clock: ClockState }>(
+    await fetch(absolute(baseUrl, '/v1/sessions'), { method: 'POST', headers, body: JSON.stringify(body) }),
+  );
+  const session = { session: made.id };
+  return {
+    id: made.id,
+    token: made.token,
+    clock: made.clock,
+    control: control(baseUrl, made.token, session),
+    connect: (connectOptions = {}) => connect(baseUrl, { ...connectOptions, ...session }),
+    end: async () => {
+      await answerOf<void>(await fetch(absolute(baseUrl, `${clockPath(made.id)}`), {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${made.token}` },
+      }));
     },
   };
 }

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { comparePositions, connect, control, ControlError } from 'caspers-replay-client';
+import { comparePositions, connect, control, ControlError, createSession } from 'caspers-replay-client';
 
 const url = process.env.CASPERS_URL;
 const token = process.env.CASPERS_TOKEN;
@@ -85,6 +85,46 @@ test('a window exact over SSE (fetch streams)', async () => {
 test('a window exact over WebSocket', async () => {
   assert.equal(typeof WebSocket, 'function', 'run with --experimental-websocket');
   assertWindow(await windowOver('websocket', w), w, 'websocket');
+});
+
+test('a session of its own: paused at the window, stepped through it, exactly its events', async () => {
+  const session = await createSession(url, { start: new Date(w.start * 1000), paused: true });
+  assert.equal(session.clock.paused, true);
+  assert.equal(session.clock.sim_time, w.start);
+  const feed = session.connect({ locationIds: w.location_ids });
+  const got = [];
+  const reasons = [];
+  feed.onEvent((e) => got.push(e));
+  feed.onClock((c) => reasons.push(c.reason));
+  try {
+    await new Promise((resolve) => {
+      feed.onStatus((s) => s === 'open' && resolve());
+      if (feed.status === 'open') resolve();
+    });
+    // Paused at the window's start, whose own second is out: the step emits the rest.
+    const state = await session.control.step(w.end - w.start - 1);
+    assert.equal(state.paused, true);
+    assert.equal(state.sim_time, w.end - 1);
+    const want = w.events.length;
+    const deadline = Date.now() + 10_000;
+    while (got.filter((e) => tsSeconds(e.ts) >= w.start + 1).length < want) {
+      assert.ok(Date.now() < deadline, `the session's feed got ${got.length} of ${want} events`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    assertWindow(got.filter((e) => tsSeconds(e.ts) >= w.start + 1), w, 'session');
+    assert.ok(reasons.includes('step'), `a step clock message: ${reasons}`);
+    await assert.rejects(session.control.resume().then(() => session.control.step(60)), (e) => {
+      assert.ok(e instanceof ControlError);
+      assert.equal(e.status, 409);
+      assert.match(e.message, /pause it first/);
+      return true;
+    });
+  } finally {
+    feed.close();
+    await session.end();
+  }
+  await assert.rejects(session.control.state(), (e) => e instanceof ControlError && e.status === 410);
 });
 
 test('a refused change is a ControlError with the status and the server message', async () => {
