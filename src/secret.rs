@@ -1,5 +1,6 @@
-//! Secrets: random tokens (the presenter's when none is given, sessions' ids and tokens) and
-//! comparing a presented token without telling by how much it differs.
+//! Secrets: random tokens (the presenter's when none is given, sessions' ids and tokens),
+//! their digests (what a file keeps), and comparing a presented token without telling by
+//! how much it differs.
 
 use std::io::Read;
 
@@ -17,6 +18,16 @@ pub fn random_token() -> String {
         bytes[8..].copy_from_slice(&n.to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A digest of `token` (SHA-1, hex) to keep on disk instead of the token: whoever reads
+/// the file cannot present it.
+pub fn digest(token: &str) -> String {
+    use sha1::{Digest, Sha1};
+    Sha1::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Whether `a` and `b` are the same, looking at every byte whatever the first difference.
@@ -40,5 +51,6 @@ mod tests {
         assert!(same_token(&a, &a.clone()));
         assert!(!same_token(&a, &b));
         assert!(!same_token(&a, &a[..31]));
+        assert_eq!(digest("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 }

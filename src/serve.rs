@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::actor::{self, ClockSetup, Store};
 use crate::clock::shared::{self, SharedClock};
+use crate::clock::shelf::{self, Shelf};
 use crate::clock::start::ClockOptions;
 use crate::clock::state_file::StateFile;
 use crate::dataset::Dataset;
@@ -131,9 +132,14 @@ impl Server {
                 match saved {
                     Some(mut record) => {
                         (changes, notes) = opts.clock.changes_to(&mut record, &ds, now)?;
-                        (Store::File(file), record, 0, ClockOrigin::Restored)
+                        (
+                            Store::File(Box::new(file)),
+                            record,
+                            0,
+                            ClockOrigin::Restored,
+                        )
                     }
-                    None => (Store::File(file), new_clock?, 0, ClockOrigin::New),
+                    None => (Store::File(Box::new(file)), new_clock?, 0, ClockOrigin::New),
                 }
             }
         };
@@ -155,6 +161,7 @@ impl Server {
                 restored: origin == ClockOrigin::Restored,
                 store,
                 tick: opts.tick,
+                save_ahead: opts.tick,
             },
         );
         if !changes.is_empty() {
@@ -174,6 +181,16 @@ impl Server {
         )
         .map_err(|e| format!("cannot start the stream writers: {e}"))?;
         let defaults = opts.clock.effective();
+        // Sessions outlive the process beside the state file; replicas keep theirs in
+        // memory (each its own).
+        let shelf = match &opts.nats {
+            None => Some(Shelf::open(
+                &shelf::path_beside(&opts.state_file),
+                &ds,
+                opts.fresh,
+            )?),
+            Some(_) => None,
+        };
         let sessions = Arc::new(Sessions::new(
             SessionSettings {
                 max_sessions: opts.max_sessions,
@@ -185,6 +202,7 @@ impl Server {
                 looping: opts.looping,
             },
             Arc::clone(&hub),
+            shelf,
         ));
         Sessions::expire_idle(&sessions);
         let listening = http::listen(

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::clock::actor::{self, ClockHandle, ClockSetup, MAX_SPEED, Store};
+use crate::clock::shelf::{Saved, Shelf};
 use crate::clock::{ClockRecord, SimClock};
 use crate::fanout::hub::Hub;
-use crate::secret::{random_token, same_token};
+use crate::secret::{digest, random_token, same_token};
 use crate::time::{DAY, format_ts, now_unix_f64, parse_rfc3339};
 use crate::timeline::{Emitter, Timeline};
 
@@ -50,8 +51,8 @@ pub struct Session {
     pub id: String,
     pub hub: Arc<Hub>,
     pub clock: ClockHandle,
-    /// The creator's token: the only one that changes or ends it.
-    token: String,
+    /// The digest of its creator's token, the only one that changes or ends it.
+    owner: String,
     /// The last request about it, or the last of its streams to end.
     touched: Mutex<Instant>,
 }
@@ -59,7 +60,7 @@ pub struct Session {
 impl Session {
     /// Whether `token` is this session's.
     pub fn is_owner(&self, token: &str) -> bool {
-        same_token(token, &self.token)
+        same_token(&digest(token), &self.owner)
     }
 
     /// Notes a request about this session (it is not idle).
@@ -89,6 +90,10 @@ pub enum CreateError {
     Full(usize),
 }
 
+/// How far ahead of its emission a running session asks the sessions file to save: every
+/// session then needs a save about once a second, which one write of the file covers.
+const SAVE_AHEAD: Duration = Duration::from_secs(1);
+
 /// How many ended sessions' ids are remembered, to answer 410 rather than 404.
 const ENDED_REMEMBERED: usize = 10_000;
 
@@ -100,6 +105,8 @@ pub struct Sessions {
     runtime: tokio::runtime::Handle,
     /// The shared clock's hub: a session's hub is made beside it.
     template: Arc<Hub>,
+    /// The sessions file, when sessions outlive the process (not with NATS replicas).
+    shelf: Option<Arc<Shelf>>,
     live: Mutex<HashMap<String, Arc<Session>>>,
     /// Ids of sessions that ended, and why, the newest last.
     ended: Mutex<VecDeque<(String, String)>>,
@@ -120,16 +127,73 @@ struct SessionRequest {
 }
 
 impl Sessions {
-    /// Sessions beside `template`'s clock; call on the runtime their clocks are to run on.
-    pub fn new(settings: SessionSettings, template: Arc<Hub>) -> Sessions {
-        Sessions {
+    /// Sessions beside `template`'s clock, kept in `shelf` if given (the ones it holds
+    /// continue where they were); call on the runtime their clocks are to run on.
+    pub fn new(
+        settings: SessionSettings,
+        template: Arc<Hub>,
+        shelf: Option<(Arc<Shelf>, Vec<Saved>)>,
+    ) -> Sessions {
+        let (shelf, saved) = match shelf {
+            Some((shelf, saved)) => (Some(shelf), saved),
+            None => (None, Vec::new()),
+        };
+        let sessions = Sessions {
             settings,
             runtime: tokio::runtime::Handle::current(),
             template,
+            shelf,
             live: Mutex::default(),
             ended: Mutex::default(),
             metrics: SessionMetrics::default(),
+        };
+        for Saved { id, owner, record } in saved {
+            let session = sessions.start(id, owner, record, true);
+            sessions
+                .live
+                .lock()
+                .expect("sessions")
+                .insert(session.id.clone(), session);
         }
+        sessions
+    }
+
+    /// Starts session `id`'s clock from `record` (`restored`: one saved by an earlier
+    /// process, which it continues).
+    fn start(
+        &self,
+        id: String,
+        owner: String,
+        record: ClockRecord,
+        restored: bool,
+    ) -> Arc<Session> {
+        let ds = self.template.dataset();
+        let timeline = Timeline::new(ds, record.looping);
+        let hub = Arc::new(self.template.beside(timeline));
+        let store = match &self.shelf {
+            Some(shelf) => Store::File(Box::new(shelf.slot(&id, &owner, &record))),
+            None => Store::Memory,
+        };
+        let _on = self.runtime.enter();
+        let clock = actor::spawn(
+            vec![Arc::clone(&hub) as Arc<dyn Emitter>],
+            timeline,
+            ClockSetup {
+                record,
+                revision: 0,
+                restored,
+                store,
+                tick: self.settings.tick,
+                save_ahead: SAVE_AHEAD,
+            },
+        );
+        Arc::new(Session {
+            id,
+            hub,
+            clock,
+            owner,
+            touched: Mutex::new(Instant::now()),
+        })
     }
 
     pub fn settings(&self) -> &SessionSettings {
@@ -150,30 +214,9 @@ impl Sessions {
         if live.len() >= self.settings.max_sessions {
             return Err(CreateError::Full(self.settings.max_sessions));
         }
-        let ds = self.template.dataset();
-        let timeline = Timeline::new(ds, looping);
-        let hub = Arc::new(self.template.beside(timeline));
-        let record = ClockRecord::new(ds, looping, clock);
-        let _on = self.runtime.enter();
-        let handle = actor::spawn(
-            vec![Arc::clone(&hub) as Arc<dyn Emitter>],
-            timeline,
-            ClockSetup {
-                record,
-                revision: 0,
-                restored: false,
-                store: Store::Memory,
-                tick: self.settings.tick,
-            },
-        );
+        let record = ClockRecord::new(self.template.dataset(), looping, clock);
         let token = random_token();
-        let session = Arc::new(Session {
-            id: random_token(),
-            hub,
-            clock: handle,
-            token: token.clone(),
-            touched: Mutex::new(Instant::now()),
-        });
+        let session = self.start(random_token(), digest(&token), record, false);
         live.insert(session.id.clone(), Arc::clone(&session));
         self.metrics.created.fetch_add(1, Ordering::Relaxed);
         Ok((session, token))
@@ -286,6 +329,9 @@ impl Sessions {
             ended.pop_front();
         }
         drop(ended);
+        if let Some(shelf) = &self.shelf {
+            shelf.remove(id);
+        }
         session.hub.close_all(&format!("session ended: {why}"));
         true
     }

@@ -424,3 +424,71 @@ fn with_a_session_token_only_its_holders_create_sessions() {
     );
     assert_eq!(status, 201, "{text}");
 }
+
+#[test]
+fn after_kill_9_every_session_continues_and_resuming_clients_lose_and_repeat_nothing() {
+    let state = common::scratch_dir("sessions_kill9").join("clock.json");
+    let state = state.to_str().unwrap().to_string();
+    let args = ["--paused", "--start-day", "1", "--state", state.as_str()];
+    let mut server = LiveServer::start(&dataset().0, &args);
+    let a_at = DAY1 + 12 * 3600;
+    let b_at = DAY1 + 18 * 3600;
+    let at = |t: i64| caspers_replay::time::format_rfc3339(t);
+    let a = create(
+        &server,
+        &format!("{{\"start\": \"{}\", \"paused\": true}}", at(a_at)),
+    );
+    let b = create(
+        &server,
+        &format!(
+            "{{\"start\": \"{}\", \"paused\": true, \"speed\": 1200}}",
+            at(b_at)
+        ),
+    );
+    let mut on_a = SseClient::connect(
+        server.addr,
+        &format!("/v1/sessions/{}/events?location_id=1", a.id),
+        None,
+    );
+    let mut on_b = SseClient::connect(server.addr, &format!("/v1/sessions/{}/events", b.id), None);
+    changed(&server, &a, r#"{"step": 600}"#);
+    changed(&server, &b, r#"{"paused": false}"#);
+    let (mut got_a, _) = read(&mut on_a, 1);
+    let mut got_b = pairs(&on_b.events(20, Duration::from_secs(10)));
+    assert!(!got_a.is_empty() && got_b.len() == 20);
+    // Killed mid-run: B was running, A paused after a step.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop((on_a, on_b));
+    std::thread::sleep(Duration::from_millis(300));
+    let server = LiveServer::start(&dataset().0, &args);
+    // The same tokens work on the sessions the restarted server brought back.
+    let state_a = changed(&server, &a, r#"{"step": 600}"#);
+    assert_eq!(state_a["sim_time"].as_f64().unwrap(), (a_at + 1200) as f64);
+    let mut on_a = SseClient::connect(
+        server.addr,
+        &format!("/v1/sessions/{}/events?location_id=1", a.id),
+        Some(&got_a.last().unwrap().0),
+    );
+    let mut on_b = SseClient::connect(
+        server.addr,
+        &format!("/v1/sessions/{}/events", b.id),
+        Some(&got_b.last().unwrap().0),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let b_end = sim_end(&changed(&server, &b, r#"{"paused": true}"#));
+    let want_a = expected(a_at + 1, a_at + 1201, Filter::new(&[1], &[]));
+    let want_b = expected(b_at, b_end, Filter::default());
+    got_a.extend(read(&mut on_a, want_a.len() - got_a.len()).0);
+    got_b.extend(read(&mut on_b, want_b.len() - got_b.len()).0);
+    assert_eq!(got_a.len(), want_a.len());
+    assert!(
+        got_a == want_a,
+        "session A: every event once, across the kill"
+    );
+    assert_eq!(got_b.len(), want_b.len());
+    assert!(
+        got_b == want_b,
+        "session B: every event once, across the kill"
+    );
+}

@@ -19,7 +19,6 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::shared::{SharedClock, UpdateError};
-use super::state_file::StateFile;
 use super::{ClockRecord, SimClock};
 use crate::time::{DAY, format_ts, now_unix_f64};
 use crate::timeline::{Emitter, Timeline};
@@ -82,9 +81,19 @@ pub enum ChangeError {
     Conflict(String),
 }
 
+/// A durable place for one clock's record: the state file, or a session's entry in the
+/// sessions file. The clock never emits past the end of the last run saved there.
+pub trait Durable: Send + Sync {
+    /// Asks for `record` to be saved; `done` hears when it is on disk (or why not).
+    fn save(&self, record: ClockRecord, done: Option<oneshot::Sender<Result<(), String>>>);
+    /// How far the saved record lets the current run emit: the end of its last run, when
+    /// it has as many runs as the clock (`runs`); otherwise nothing is saved for this run.
+    fn durable_end(&self, runs: usize) -> Option<i64>;
+}
+
 /// Where the clock's state is kept.
 pub enum Store {
-    File(StateFile),
+    File(Box<dyn Durable>),
     Shared(Arc<SharedClock>),
     /// Kept by its owner (a session), not by the clock.
     Memory,
@@ -142,6 +151,8 @@ struct ClockTask {
     requested_end: i64,
     ended: bool,
     tick: Duration,
+    /// How far ahead of its emission a running clock asks its store to save.
+    save_ahead: Duration,
     store: Store,
     state: watch::Sender<ClockState>,
 }
@@ -157,6 +168,9 @@ pub struct ClockSetup {
     pub store: Store,
     /// Time between ticks.
     pub tick: Duration,
+    /// How far ahead (wall time) a running clock asks its store to save: a tick for the
+    /// shared clock, longer for sessions, whose saves share one file.
+    pub save_ahead: Duration,
 }
 
 /// Starts the clock task on the current tokio runtime.
@@ -171,6 +185,7 @@ pub fn spawn(
         restored,
         store,
         tick,
+        save_ahead,
     } = setup;
     let now = now_unix_f64();
     let cursor = match &store {
@@ -221,6 +236,7 @@ pub fn spawn(
         cursor,
         ended: false,
         tick,
+        save_ahead,
         store,
         state: state_tx,
     };
@@ -296,10 +312,12 @@ impl ClockTask {
             .clamp(self.clock.sim_at(now).floor() as i64 + 1);
         let mut target = wanted;
         if let Store::File(file) = &self.store {
-            // Ask the file to run a tick ahead; never emit past what it holds.
+            // Ask the file to run a tick ahead (or `save_ahead`, when longer: a save then
+            // covers several ticks); never emit past what it holds.
             let lead = (self.clock.speed * self.tick.as_secs_f64()).ceil() as i64 + 1;
+            let ahead = lead.max((self.clock.speed * self.save_ahead.as_secs_f64()).ceil() as i64);
             if wanted > self.cursor && self.requested_end < wanted + lead {
-                self.requested_end = self.timeline.clamp(wanted + lead);
+                self.requested_end = self.timeline.clamp(wanted + ahead);
                 let mut record = self.record.clone();
                 if let Some(last) = record.runs.last_mut() {
                     last.1 = self.requested_end;

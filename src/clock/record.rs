@@ -79,11 +79,11 @@ impl ClockRecord {
     }
 
     /// Reads a record, checking its checksum, that it is one, and that it belongs to the
-    /// dataset `here` with the same looping; says what is wrong otherwise.
+    /// dataset `here` with the same `looping` (when given); says what is wrong otherwise.
     pub fn from_bytes(
         bytes: &[u8],
         here: &DatasetIdentity,
-        looping: bool,
+        looping: Option<bool>,
     ) -> Result<ClockRecord, String> {
         let r: ClockRecord = read_sealed_json(bytes).map_err(|e| match e {
             SealedError::NotJson(e) => format!("it is not a caspers-replay clock state ({e})"),
@@ -98,7 +98,9 @@ impl ClockRecord {
                 r.dataset.events, r.dataset.fingerprint, here.events, here.fingerprint
             ));
         }
-        if r.looping != looping {
+        if let Some(looping) = looping
+            && r.looping != looping
+        {
             return Err(format!(
                 "it was made with --loop {}, and this server has it {}",
                 onoff(r.looping),

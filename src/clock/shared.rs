@@ -243,7 +243,7 @@ impl SharedClock {
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<ClockRecord, String> {
-        ClockRecord::from_bytes(bytes, &self.ds_identity, self.looping)
+        ClockRecord::from_bytes(bytes, &self.ds_identity, Some(self.looping))
             .map_err(|why| format!("the clock in NATS at {} cannot be used: {why}", self.url))
     }
 

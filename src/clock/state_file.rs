@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 use super::ClockRecord;
+use super::actor::Durable;
 use crate::atomic_file::{LockError, lock_beside, write_atomically};
 use crate::dataset::Dataset;
 
@@ -55,7 +56,7 @@ impl StateFile {
             None
         } else {
             match std::fs::read(path) {
-                Ok(bytes) => Some(ClockRecord::from_bytes(&bytes, &ds.identity(), looping).map_err(|why| {
+                Ok(bytes) => Some(ClockRecord::from_bytes(&bytes, &ds.identity(), Some(looping)).map_err(|why| {
                     format!(
                         "the clock state file {shown} cannot be used: {why}. It was left as it is: \
                          remove it, start with --fresh (the clock starts over), or use another --state FILE"
@@ -87,15 +88,14 @@ impl StateFile {
             saved,
         ))
     }
+}
 
-    /// Asks for `record` to be saved; `done` hears when it is on disk (or why not).
-    pub fn save(&self, record: ClockRecord, done: Option<oneshot::Sender<Result<(), String>>>) {
+impl Durable for StateFile {
+    fn save(&self, record: ClockRecord, done: Option<oneshot::Sender<Result<(), String>>>) {
         let _ = self.saves.send(Save { record, done });
     }
 
-    /// How far the saved record lets the current run emit: the end of its last run, when
-    /// it has as many runs as the clock (`runs`); otherwise nothing is saved for this run.
-    pub fn durable_end(&self, runs: usize) -> Option<i64> {
+    fn durable_end(&self, runs: usize) -> Option<i64> {
         let (n, end) = *self.durable.lock().expect("state lock");
         (n == runs).then_some(end)
     }
