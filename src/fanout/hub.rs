@@ -1,64 +1,27 @@
-//! The broadcaster: fans each tick's events out to every live subscriber.
+//! The hub: one clock's subscribers, and the fan-out of its ticks to them.
 //!
-//! Each event is expanded once per tick, and framed once per transport; subscribers are
-//! grouped by (filter, transport), and each group's chunk for the tick is built once and
-//! shared as `Bytes` by every subscriber in it (10,000 clients filtered to one of four
-//! kitchens cost four chunks a tick, not 10,000). A tick's events reach a client as one
-//! chunk: one SSE write, or one WebSocket message.
+//! Subscribers are grouped by (filter, transport); each group's chunk for a tick is framed
+//! once (framing.rs) and shared as `Bytes` by every subscriber in it (10,000 clients
+//! filtered to one of four kitchens cost four chunks a tick, not 10,000). A tick's events
+//! reach a client as one chunk: one SSE write, or one WebSocket message.
 //!
-//! The hub also remembers which simulation time it has emitted (runs broken by seeks), so
-//! a reconnecting client is sent exactly what it missed, and registers new subscribers
-//! under the same lock as a tick's fan-out, so a catch-up meets the live stream with no gap
-//! and no duplicate.
+//! The hub records what the clock emitted (history.rs) and registers new subscribers under
+//! the same lock as a tick's fan-out, so a resuming client's catch-up meets the live stream
+//! with no gap and no duplicate. Each clock has its hub: the shared one, and each session's
+//! ([`Hub::beside`]).
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-
+use super::framing::FramedTick;
+pub use super::framing::Transport;
+use super::history::{CatchUp, History};
 use super::queue::{ClientQueue, EventChunk};
-use super::websocket;
+use super::snapshot::orders_in_flight;
 use crate::dataset::Dataset;
-use crate::dataset::EventType;
-use crate::events::{EventShift, Filter, expand_event};
-use crate::timeline::{Emitter, Position, PositionError, Timeline};
-
-/// How a subscriber's events are framed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Sse,
-    WebSocket,
-    /// WebSocket with permessage-deflate negotiated: a tick's message is compressed once
-    /// for the whole group.
-    WebSocketDeflate,
-}
-
-impl Transport {
-    /// A control message (its JSON has a `type`): an SSE event named after it, carrying no
-    /// `id:` (a client must never resume from one), or the JSON as a WebSocket message.
-    pub fn control(self, kind: &str, json: &[u8]) -> Bytes {
-        match self {
-            Transport::Sse => {
-                let mut out = Vec::with_capacity(json.len() + 24);
-                out.extend_from_slice(b"event: ");
-                out.extend_from_slice(kind.as_bytes());
-                out.extend_from_slice(b"\ndata: ");
-                out.extend_from_slice(json);
-                out.extend_from_slice(b"\n\n");
-                out.into()
-            }
-            Transport::WebSocket | Transport::WebSocketDeflate => {
-                websocket::text_message(json, self.deflates()).into()
-            }
-        }
-    }
-
-    fn deflates(self) -> bool {
-        self == Transport::WebSocketDeflate
-    }
-}
+use crate::events::Filter;
+use crate::timeline::{Emitter, Position, Timeline};
 
 /// Live counters for /metrics.
 #[derive(Debug, Default)]
@@ -91,11 +54,8 @@ struct Member {
 #[derive(Default)]
 struct State {
     groups: HashMap<(Filter, Transport), Vec<Member>>,
-    /// Simulation time emitted, as runs [from, to) in emission order; a seek starts a run.
-    history: Vec<(i64, i64)>,
-    /// Where this process's own emission began: positions before it were sent by an
-    /// earlier process (a restart) or another replica.
-    first_live: i64,
+    /// What the clock has emitted.
+    history: History,
     next_id: u64,
 }
 
@@ -151,9 +111,6 @@ pub enum Start<'a> {
     /// Just after this position (text from `Last-Event-ID` or `?from=`).
     After(&'a str),
 }
-
-/// Events framed together in a catch-up's chunk.
-const CATCH_UP_CHUNK: usize = 512;
 
 impl Hub {
     pub fn new(
@@ -245,19 +202,31 @@ impl Hub {
                     queue: Arc::clone(&queue),
                     snapshot,
                 });
-            (id, s.history.clone())
+            (id, s.history.runs().to_vec())
         };
         // Built outside the lock: live chunks queue up behind while the writer is held.
         let mut front = Vec::new();
         let edge = history.last().map_or(self.timeline.day_zero, |r| r.1);
         if snapshot {
-            front.push(EventChunk::notice(self.snapshot(edge, filter, transport)));
+            front.push(EventChunk::notice(orders_in_flight(
+                &self.ds,
+                &self.timeline,
+                edge,
+                filter,
+                transport,
+            )));
         }
         if let Start::After(text) = start {
             let room = self
                 .queue_limit
                 .saturating_sub(front.iter().map(|c: &EventChunk| c.bytes.len()).sum());
-            match self.catch_up(text, &history, filter, transport, room) {
+            let catch_up = CatchUp {
+                ds: &self.ds,
+                timeline: &self.timeline,
+                tag: &self.tag,
+                memory: &self.queued,
+            };
+            match catch_up.after(text, &history, filter, transport, room) {
                 Ok(chunks) => front.extend(chunks),
                 Err(e) => {
                     let message = serde_json::json!({
@@ -307,9 +276,7 @@ impl Hub {
     /// Takes the emitted runs of a clock this process continues or joins; its own emission
     /// starts at `cursor`.
     pub fn set_history(&self, runs: Vec<(i64, i64)>, cursor: i64) {
-        let mut s = self.lock();
-        s.history = runs;
-        s.first_live = cursor;
+        self.lock().history.set(runs, cursor);
     }
 
     /// Simulation time of the event at position `text`, if it is one of this dataset's.
@@ -327,24 +294,21 @@ impl Hub {
         let Some(sim) = self.position_time(text) else {
             return false;
         };
-        let s = self.lock();
-        s.history.last().is_some_and(|&(a, b)| a <= sim && sim >= b)
+        self.lock().history.is_ahead(sim)
     }
 
     /// Whether position `text` was sent before this process began emitting (by the process
     /// it restarted, or by another replica).
     pub fn sent_before_this_process(&self, text: &str) -> bool {
-        let first_live = self.lock().first_live;
-        self.position_time(text).is_some_and(|sim| sim < first_live)
+        let Some(sim) = self.position_time(text) else {
+            return false;
+        };
+        self.lock().history.before_this_process(sim)
     }
 
     /// Starts a new run of emitted time at `sim` (the clock started or was sought).
     pub fn start_run(&self, sim: i64) {
-        let mut s = self.lock();
-        s.history.push((sim, sim));
-        if s.history.len() > 256 {
-            s.history.remove(0);
-        }
+        self.lock().history.start_run(sim);
     }
 
     /// Sends the events of simulation time [a, b) to every subscriber whose filter they
@@ -363,10 +327,7 @@ impl Hub {
 
     fn fan_out(&self, a: i64, b: i64) {
         let record = |s: &mut State| {
-            match s.history.last_mut() {
-                Some(run) if run.1 == a => run.1 = b,
-                _ => s.history.push((a, b)),
-            }
+            s.history.record(a, b);
             self.metrics.ticks.fetch_add(1, Ordering::Relaxed);
         };
         {
@@ -520,7 +481,13 @@ impl Hub {
         };
         // Built outside the lock, so that ticks are not held up.
         for (filter, transport, queues) in wanted {
-            let snapshot = EventChunk::notice(self.snapshot(sim, filter, transport));
+            let snapshot = EventChunk::notice(orders_in_flight(
+                &self.ds,
+                &self.timeline,
+                sim,
+                filter,
+                transport,
+            ));
             for queue in queues {
                 queue.push_events(snapshot.clone());
             }
@@ -555,120 +522,6 @@ impl Hub {
             }
         }
     }
-
-    /// The events emitted after position `text`, in emission order, framed as chunks: the
-    /// latest that fit in `room` bytes, after a `lagged` notice for the older ones.
-    fn catch_up(
-        &self,
-        text: &str,
-        history: &[(i64, i64)],
-        filter: Filter,
-        transport: Transport,
-        room: usize,
-    ) -> Result<Vec<EventChunk>, PositionError> {
-        let ds = &*self.ds;
-        let p = Position::parse(text, &self.tag)?;
-        let row = p.row as usize;
-        if row >= ds.events.len() {
-            return Err(PositionError::OutOfRange(text.into()));
-        }
-        let shift = i64::from(p.loop_index) * self.timeline.loop_seconds;
-        let sim = ds.events.ts(row) + shift;
-        let key = (sim, ds.events.sequence(row), p.loop_index, row);
-        // The latest run that emitted that instant; everything after the position in it,
-        // then every later run.
-        let Some(first) = history.iter().rposition(|&(a, b)| a <= sim && sim < b) else {
-            return Err(PositionError::OutOfRange(text.into()));
-        };
-        let mut events = Vec::new();
-        for (i, &(a, b)) in history[first..].iter().enumerate() {
-            let from = if i == 0 { sim } else { a };
-            self.timeline.for_each_event(ds, from, b, 0, |pos, s| {
-                let k = (
-                    ds.events.ts(pos) + s.seconds,
-                    ds.events.sequence(pos),
-                    s.loop_index,
-                    pos,
-                );
-                let after = i > 0 || k > key;
-                if after && filter.matches(ds.events.location_id(pos), ds.events.event_type(pos)) {
-                    events.push((pos, s));
-                }
-            });
-        }
-        // Framed from the newest back, so that only what is sent is framed.
-        let mut chunks = Vec::new();
-        let mut size = 0;
-        let mut kept = events.len();
-        for part in events.rchunks(CATCH_UP_CHUNK) {
-            let tick = FramedTick::new(ds, &self.tag, part, &self.queued);
-            let Some(chunk) = tick.chunk(Filter::default(), transport) else {
-                continue;
-            };
-            size += chunk.bytes.len();
-            if size > room && !chunks.is_empty() {
-                break;
-            }
-            kept -= part.len();
-            chunks.push(chunk);
-        }
-        chunks.reverse();
-        if kept > 0 {
-            hub_lagged_notice(transport, kept as u64, &mut chunks);
-        }
-        Ok(chunks)
-    }
-
-    /// The orders in flight at `sim`: for each, its order_created, its driver_picked_up
-    /// and its latest driver_ping so far, so that a map is full the moment it connects.
-    fn snapshot(&self, sim: i64, filter: Filter, transport: Transport) -> Bytes {
-        let ds = &*self.ds;
-        const LOOKBACK: i64 = 4 * 3600;
-        // (loop, order) -> (created, picked_up, last ping)
-        let mut orders: HashMap<(u32, u32), OrderParts> = HashMap::new();
-        self.timeline
-            .for_each_event(ds, sim - LOOKBACK, sim, 0, |pos, shift| {
-                if !filter.matches(ds.events.location_id(pos), ds.events.event_type(pos)) {
-                    return;
-                }
-                let key = (shift.loop_index, ds.events.order_key(pos));
-                let slot = match ds.events.event_type(pos) {
-                    EventType::OrderCreated => 0,
-                    EventType::DriverPickedUp => 1,
-                    EventType::DriverPing => 2,
-                    EventType::Delivered => {
-                        orders.remove(&key);
-                        return;
-                    }
-                    _ => return,
-                };
-                orders.entry(key).or_default()[slot] = Some((pos, shift));
-            });
-        let mut picked: Vec<(usize, EventShift)> = orders
-            .values()
-            .filter(|o| o[0].is_some())
-            .flat_map(|o| o.iter().flatten().copied())
-            .collect();
-        picked
-            .sort_by_key(|&(pos, s)| (ds.events.ts(pos) + s.seconds, ds.events.sequence(pos), pos));
-        let mut json = Vec::with_capacity(256 * picked.len() + 64);
-        json.extend_from_slice(b"{\"type\":\"snapshot\",\"sim_time\":");
-        crate::json::push_int(&mut json, sim);
-        json.extend_from_slice(b",\"orders\":");
-        crate::json::push_int(
-            &mut json,
-            orders.values().filter(|o| o[0].is_some()).count(),
-        );
-        json.extend_from_slice(b",\"events\":[");
-        for (i, &(pos, shift)) in picked.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
-            expand_event(&ds.events, pos, shift, &mut json);
-        }
-        json.extend_from_slice(b"]}");
-        transport.control("snapshot", &json)
-    }
 }
 
 impl Emitter for Hub {
@@ -690,182 +543,5 @@ impl Emitter for Hub {
 
     fn sought(&self, sim: i64) {
         self.send_fresh_snapshots(sim);
-    }
-}
-
-/// Puts a `lagged` notice for `missed` events ahead of `chunks`.
-fn hub_lagged_notice(transport: Transport, missed: u64, chunks: &mut Vec<EventChunk>) {
-    let message = serde_json::json!({
-        "type": "lagged",
-        "missed": missed,
-        "message": "the catch-up holds the latest events that fit in the client's queue: \
-                    older ones were skipped",
-    });
-    chunks.insert(
-        0,
-        EventChunk::notice(transport.control("lagged", message.to_string().as_bytes())),
-    );
-}
-
-/// An in-flight order's events for a snapshot: order_created, driver_picked_up, last ping.
-type OrderParts = [Option<(usize, EventShift)>; 3];
-
-/// Where one event of a tick sits in the tick's buffers.
-struct FramedEvent {
-    location_id: u8,
-    event_type: EventType,
-    /// Its SSE frame in `FramedTick::sse`.
-    frame: Range<usize>,
-    /// Its JSON inside that frame.
-    json: Range<usize>,
-    at: Position,
-    /// Its position text in `FramedTick::positions`.
-    position: Range<usize>,
-}
-
-/// One tick's events, expanded once, framed once per transport on demand. Each chunk
-/// starts with the tick's emission time (Unix milliseconds: an SSE comment line, or the
-/// `emitted_at` member of the WebSocket message), so clients can measure their delay.
-struct FramedTick {
-    emitted_ms: u64,
-    /// Every event's SSE frame, back to back, after the emission comment.
-    sse: Bytes,
-    /// Where the frames start in `sse` (after the comment).
-    frames_start: usize,
-    index: Vec<FramedEvent>,
-    positions: Vec<u8>,
-    /// Where its chunks' bytes are counted while they live.
-    memory: Arc<AtomicUsize>,
-}
-
-/// Bytes whose size counts in `memory` until the last clone is dropped: the hub's budget
-/// measures what the shared chunks really hold, once each, however many queues share them.
-fn counted(data: Vec<u8>, memory: &Arc<AtomicUsize>) -> Bytes {
-    struct Counted {
-        data: Vec<u8>,
-        memory: Arc<AtomicUsize>,
-    }
-    impl AsRef<[u8]> for Counted {
-        fn as_ref(&self) -> &[u8] {
-            &self.data
-        }
-    }
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.memory.fetch_sub(self.data.len(), Ordering::Relaxed);
-        }
-    }
-    memory.fetch_add(data.len(), Ordering::Relaxed);
-    Bytes::from_owner(Counted {
-        data,
-        memory: Arc::clone(memory),
-    })
-}
-
-impl FramedTick {
-    fn new(
-        ds: &Dataset,
-        tag: &str,
-        events: &[(usize, EventShift)],
-        memory: &Arc<AtomicUsize>,
-    ) -> FramedTick {
-        let emitted_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let mut sse = Vec::with_capacity(events.len() * 400 + 32);
-        sse.extend_from_slice(b": emitted ");
-        crate::json::push_int(&mut sse, emitted_ms);
-        sse.push(b'\n');
-        let frames_start = sse.len();
-        let mut positions = Vec::with_capacity(events.len() * 20);
-        let mut index = Vec::with_capacity(events.len());
-        for &(pos, shift) in events {
-            let start = sse.len();
-            sse.extend_from_slice(b"id: ");
-            let p0 = positions.len();
-            let at = Position {
-                loop_index: shift.loop_index,
-                row: pos as u32,
-            };
-            at.write(tag, &mut positions);
-            sse.extend_from_slice(&positions[p0..]);
-            sse.extend_from_slice(b"\ndata: ");
-            let j0 = sse.len();
-            expand_event(&ds.events, pos, shift, &mut sse);
-            let j1 = sse.len();
-            sse.extend_from_slice(b"\n\n");
-            index.push(FramedEvent {
-                location_id: ds.events.location_id(pos),
-                event_type: ds.events.event_type(pos),
-                frame: start..sse.len(),
-                json: j0..j1,
-                at,
-                position: p0..positions.len(),
-            });
-        }
-        FramedTick {
-            emitted_ms,
-            sse: counted(sse, memory),
-            memory: Arc::clone(memory),
-            frames_start,
-            index,
-            positions,
-        }
-    }
-
-    /// The tick's chunk for a group, with its event count; `None` when no event passes.
-    fn chunk(&self, filter: Filter, transport: Transport) -> Option<EventChunk> {
-        let picked: Vec<usize> = (0..self.index.len())
-            .filter(|&i| filter.matches(self.index[i].location_id, self.index[i].event_type))
-            .collect();
-        if picked.is_empty() {
-            return None;
-        }
-        let (events, last) = (
-            picked.len() as u64,
-            picked.last().map(|&i| self.index[i].at),
-        );
-        let chunk = |bytes| EventChunk {
-            bytes,
-            events,
-            last,
-        };
-        Some(chunk(match transport {
-            Transport::Sse if picked.len() == self.index.len() => self.sse.clone(),
-            Transport::Sse => {
-                let mut out = Vec::with_capacity(picked.len() * 400);
-                out.extend_from_slice(&self.sse[..self.frames_start]);
-                for i in picked {
-                    out.extend_from_slice(&self.sse[self.index[i].frame.clone()]);
-                }
-                counted(out, &self.memory)
-            }
-            Transport::WebSocket | Transport::WebSocketDeflate => {
-                let mut out = Vec::with_capacity(picked.len() * 400);
-                out.extend_from_slice(b"{\"type\":\"events\",\"emitted_at\":");
-                crate::json::push_int(&mut out, self.emitted_ms);
-                out.extend_from_slice(b",\"events\":[");
-                for (k, &i) in picked.iter().enumerate() {
-                    if k > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(&self.sse[self.index[i].json.clone()]);
-                }
-                out.extend_from_slice(b"],\"positions\":[");
-                for (k, &i) in picked.iter().enumerate() {
-                    if k > 0 {
-                        out.push(b',');
-                    }
-                    out.push(b'"');
-                    out.extend_from_slice(&self.positions[self.index[i].position.clone()]);
-                    out.push(b'"');
-                }
-                out.extend_from_slice(b"]}");
-                counted(
-                    websocket::text_message(&out, transport.deflates()),
-                    &self.memory,
-                )
-            }
-        }))
     }
 }

@@ -1,0 +1,224 @@
+//! How events and messages are framed for each transport: a tick's events expanded once and
+//! framed once per group (SSE frames, a WebSocket message, compressed once for a deflate
+//! group), control messages, and the memory the shared chunks hold.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+
+use super::queue::EventChunk;
+use super::websocket;
+use crate::dataset::{Dataset, EventType};
+use crate::events::{EventShift, Filter, expand_event};
+use crate::timeline::Position;
+
+/// How a subscriber's events are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Sse,
+    WebSocket,
+    /// WebSocket with permessage-deflate negotiated: a tick's message is compressed once
+    /// for the whole group.
+    WebSocketDeflate,
+}
+
+impl Transport {
+    /// A control message (its JSON has a `type`): an SSE event named after it, carrying no
+    /// `id:` (a client must never resume from one), or the JSON as a WebSocket message.
+    pub fn control(self, kind: &str, json: &[u8]) -> Bytes {
+        match self {
+            Transport::Sse => {
+                let mut out = Vec::with_capacity(json.len() + 24);
+                out.extend_from_slice(b"event: ");
+                out.extend_from_slice(kind.as_bytes());
+                out.extend_from_slice(b"\ndata: ");
+                out.extend_from_slice(json);
+                out.extend_from_slice(b"\n\n");
+                out.into()
+            }
+            Transport::WebSocket | Transport::WebSocketDeflate => {
+                websocket::text_message(json, self.deflates()).into()
+            }
+        }
+    }
+
+    fn deflates(self) -> bool {
+        self == Transport::WebSocketDeflate
+    }
+}
+
+/// Puts a `lagged` notice for `missed` events ahead of `chunks`.
+pub(super) fn lagged_notice(transport: Transport, missed: u64, chunks: &mut Vec<EventChunk>) {
+    let message = serde_json::json!({
+        "type": "lagged",
+        "missed": missed,
+        "message": "the catch-up holds the latest events that fit in the client's queue: \
+                    older ones were skipped",
+    });
+    chunks.insert(
+        0,
+        EventChunk::notice(transport.control("lagged", message.to_string().as_bytes())),
+    );
+}
+
+/// Where one event of a tick sits in the tick's buffers.
+struct FramedEvent {
+    location_id: u8,
+    event_type: EventType,
+    /// Its SSE frame in `FramedTick::sse`.
+    frame: Range<usize>,
+    /// Its JSON inside that frame.
+    json: Range<usize>,
+    at: Position,
+    /// Its position text in `FramedTick::positions`.
+    position: Range<usize>,
+}
+
+/// One tick's events, expanded once, framed once per transport on demand. Each chunk
+/// starts with the tick's emission time (Unix milliseconds: an SSE comment line, or the
+/// `emitted_at` member of the WebSocket message), so clients can measure their delay.
+pub(super) struct FramedTick {
+    emitted_ms: u64,
+    /// Every event's SSE frame, back to back, after the emission comment.
+    sse: Bytes,
+    /// Where the frames start in `sse` (after the comment).
+    frames_start: usize,
+    index: Vec<FramedEvent>,
+    positions: Vec<u8>,
+    /// Where its chunks' bytes are counted while they live.
+    memory: Arc<AtomicUsize>,
+}
+
+/// Bytes whose size counts in `memory` until the last clone is dropped: the hub's budget
+/// measures what the shared chunks really hold, once each, however many queues share them.
+pub(super) fn counted(data: Vec<u8>, memory: &Arc<AtomicUsize>) -> Bytes {
+    struct Counted {
+        data: Vec<u8>,
+        memory: Arc<AtomicUsize>,
+    }
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.data
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.memory.fetch_sub(self.data.len(), Ordering::Relaxed);
+        }
+    }
+    memory.fetch_add(data.len(), Ordering::Relaxed);
+    Bytes::from_owner(Counted {
+        data,
+        memory: Arc::clone(memory),
+    })
+}
+
+impl FramedTick {
+    pub(super) fn new(
+        ds: &Dataset,
+        tag: &str,
+        events: &[(usize, EventShift)],
+        memory: &Arc<AtomicUsize>,
+    ) -> FramedTick {
+        let emitted_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut sse = Vec::with_capacity(events.len() * 400 + 32);
+        sse.extend_from_slice(b": emitted ");
+        crate::json::push_int(&mut sse, emitted_ms);
+        sse.push(b'\n');
+        let frames_start = sse.len();
+        let mut positions = Vec::with_capacity(events.len() * 20);
+        let mut index = Vec::with_capacity(events.len());
+        for &(pos, shift) in events {
+            let start = sse.len();
+            sse.extend_from_slice(b"id: ");
+            let p0 = positions.len();
+            let at = Position {
+                loop_index: shift.loop_index,
+                row: pos as u32,
+            };
+            at.write(tag, &mut positions);
+            sse.extend_from_slice(&positions[p0..]);
+            sse.extend_from_slice(b"\ndata: ");
+            let j0 = sse.len();
+            expand_event(&ds.events, pos, shift, &mut sse);
+            let j1 = sse.len();
+            sse.extend_from_slice(b"\n\n");
+            index.push(FramedEvent {
+                location_id: ds.events.location_id(pos),
+                event_type: ds.events.event_type(pos),
+                frame: start..sse.len(),
+                json: j0..j1,
+                at,
+                position: p0..positions.len(),
+            });
+        }
+        FramedTick {
+            emitted_ms,
+            sse: counted(sse, memory),
+            memory: Arc::clone(memory),
+            frames_start,
+            index,
+            positions,
+        }
+    }
+
+    /// The tick's chunk for a group, with its event count; `None` when no event passes.
+    pub(super) fn chunk(&self, filter: Filter, transport: Transport) -> Option<EventChunk> {
+        let picked: Vec<usize> = (0..self.index.len())
+            .filter(|&i| filter.matches(self.index[i].location_id, self.index[i].event_type))
+            .collect();
+        if picked.is_empty() {
+            return None;
+        }
+        let (events, last) = (
+            picked.len() as u64,
+            picked.last().map(|&i| self.index[i].at),
+        );
+        let chunk = |bytes| EventChunk {
+            bytes,
+            events,
+            last,
+        };
+        Some(chunk(match transport {
+            Transport::Sse if picked.len() == self.index.len() => self.sse.clone(),
+            Transport::Sse => {
+                let mut out = Vec::with_capacity(picked.len() * 400);
+                out.extend_from_slice(&self.sse[..self.frames_start]);
+                for i in picked {
+                    out.extend_from_slice(&self.sse[self.index[i].frame.clone()]);
+                }
+                counted(out, &self.memory)
+            }
+            Transport::WebSocket | Transport::WebSocketDeflate => {
+                let mut out = Vec::with_capacity(picked.len() * 400);
+                out.extend_from_slice(b"{\"type\":\"events\",\"emitted_at\":");
+                crate::json::push_int(&mut out, self.emitted_ms);
+                out.extend_from_slice(b",\"events\":[");
+                for (k, &i) in picked.iter().enumerate() {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&self.sse[self.index[i].json.clone()]);
+                }
+                out.extend_from_slice(b"],\"positions\":[");
+                for (k, &i) in picked.iter().enumerate() {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'"');
+                    out.extend_from_slice(&self.positions[self.index[i].position.clone()]);
+                    out.push(b'"');
+                }
+                out.extend_from_slice(b"]}");
+                counted(
+                    websocket::text_message(&out, transport.deflates()),
+                    &self.memory,
+                )
+            }
+        }))
+    }
+}
