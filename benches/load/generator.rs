@@ -132,7 +132,7 @@ pub async fn connect_from(addr: SocketAddr, n: usize) -> std::io::Result<TcpStre
 pub async fn sse_client(
     addr: SocketAddr,
     n: usize,
-    query: String,
+    path: String,
     target: Target,
     received: Arc<AtomicU64>,
     stats: Arc<Stats>,
@@ -141,8 +141,7 @@ pub async fn sse_client(
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let req =
-        format!("GET /v1/events{query} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
     if s.write_all(req.as_bytes()).await.is_err() {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
@@ -344,7 +343,7 @@ pub fn missed_in(text: &str) -> u64 {
 pub async fn ws_client(
     addr: SocketAddr,
     n: usize,
-    query: String,
+    path: String,
     deflate: bool,
     received: Arc<AtomicU64>,
     stats: Arc<Stats>,
@@ -360,7 +359,7 @@ pub async fn ws_client(
         ""
     };
     let req = format!(
-        "GET /v1/ws{query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     if s.write_all(req.as_bytes()).await.is_err() {
@@ -450,6 +449,9 @@ pub fn events_in(message: &str) -> u64 {
 pub struct ReplicaReport {
     /// (location_id, or 0 for unfiltered; subscribers; events received)
     pub groups: Vec<(u8, u64, u64)>,
+    /// With sessions: (session, location_id, subscribers, events received).
+    #[serde(default)]
+    pub per_session: Vec<(u32, u8, u64, u64)>,
     pub p50: u64,
     pub p99: u64,
     pub sse_p50: u64,
@@ -468,6 +470,7 @@ pub struct ReplicaReport {
 pub fn report(stats: &Stats, groups: Vec<(u8, u64, u64)>) -> ReplicaReport {
     ReplicaReport {
         groups,
+        per_session: Vec::new(),
         p50: stats.delays.quantile(0.5),
         p99: stats.delays.quantile(0.99),
         sse_p50: stats.by_transport[0].quantile(0.5),
@@ -500,7 +503,10 @@ pub async fn subscribers_counted(addrs: &[SocketAddr]) -> usize {
         let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out)).await;
         count += out
             .lines()
-            .filter(|l| l.starts_with("caspers_subscribers{"))
+            .filter(|l| {
+                l.starts_with("caspers_subscribers{")
+                    || l.starts_with("caspers_session_subscribers{")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>();
     }
@@ -519,6 +525,7 @@ pub fn run(
     never_read: usize,
     deflate: bool,
     target: Target,
+    sessions: &[String],
 ) {
     raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -539,17 +546,30 @@ pub fn run(
             };
             let received = Arc::new(AtomicU64::new(0));
             let replica = (i / 2) % addrs.len();
+            // With sessions, each has an equal share of the subscribers, in turn.
+            let session = if sessions.is_empty() {
+                0
+            } else {
+                i / subscribers.div_ceil(sessions.len())
+            };
+            let prefix = match sessions.get(session) {
+                Some(id) => format!("/v1/sessions/{id}"),
+                None => "/v1".to_string(),
+            };
             counters.push((
                 if filtered { location } else { 0 },
                 Arc::clone(&received),
                 replica,
+                session as u32,
             ));
             let stats = Arc::clone(&per_replica[replica]);
             let addr = addrs[replica];
             if i % 2 == 0 {
-                tokio::spawn(sse_client(addr, i, query, target, received, stats));
+                let path = format!("{prefix}/events{query}");
+                tokio::spawn(sse_client(addr, i, path, target, received, stats));
             } else {
-                tokio::spawn(ws_client(addr, i, query, deflate, received, stats));
+                let path = format!("{prefix}/ws{query}");
+                tokio::spawn(ws_client(addr, i, path, deflate, received, stats));
             }
             if i % 500 == 499 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -618,7 +638,8 @@ pub fn run(
         .enumerate()
         .map(|(k, stats)| {
             let mut groups: Vec<(u8, u64, u64)> = Vec::new();
-            for (loc, received, replica) in &counters {
+            let mut per_session: Vec<(u32, u8, u64, u64)> = Vec::new();
+            for (loc, received, replica, session) in &counters {
                 if *replica != k {
                     continue;
                 }
@@ -630,8 +651,22 @@ pub fn run(
                     }
                     None => groups.push((*loc, 1, got)),
                 }
+                if !sessions.is_empty() {
+                    match per_session
+                        .iter_mut()
+                        .find(|g| g.0 == *session && g.1 == *loc)
+                    {
+                        Some(g) => {
+                            g.2 += 1;
+                            g.3 += got;
+                        }
+                        None => per_session.push((*session, *loc, 1, got)),
+                    }
+                }
             }
-            report(stats, groups)
+            let mut r = report(stats, groups);
+            r.per_session = per_session;
+            r
         })
         .collect();
     println!("{}", serde_json::to_string(&reports).unwrap());

@@ -27,6 +27,7 @@ mod floor;
 mod generator;
 mod nchan;
 mod procs;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::process::Child;
@@ -74,9 +75,11 @@ fn start_server(
     max_clients: usize,
     nats: Option<&str>,
     core: Option<usize>,
+    more: &[&str],
 ) -> (Child, SocketAddr) {
     let max_clients = max_clients.to_string();
     let mut args = vec!["--paused", "--control-token", TOKEN];
+    args.extend_from_slice(more);
     // Every subscriber comes from 127.0.0.1: no cap per address.
     args.extend(["--max-clients", &max_clients, "--max-clients-per-ip", "0"]);
     if let Some(url) = nats {
@@ -163,6 +166,7 @@ fn run(ds: &Dataset, dir: &std::path::Path, sc: &Scenario) -> Summary {
                 sc.subscribers + 100,
                 url.as_deref(),
                 sc.pin.then_some(0),
+                &[],
             )
         })
         .collect();
@@ -500,6 +504,8 @@ fn main() {
             never_read,
             args.iter().any(|a| a == "--deflate"),
             generator::Target::parse(&arg("--target").unwrap_or_default()),
+            &arg("--session-ids")
+                .map_or_else(Vec::new, |ids| ids.split(',').map(str::to_string).collect()),
         );
         return;
     }
@@ -516,6 +522,30 @@ fn main() {
     let at = arg("--at").map_or(FRIDAY_PEAK, |t| {
         caspers_replay::time::parse_rfc3339(&t).expect("--at \"2024-02-02 17:30:00\"")
     });
+    if let Some(n) = arg("--paused-sessions") {
+        sessions::paused(&dir, n.parse().expect("--paused-sessions N"));
+        finish();
+        return;
+    }
+    if let Some(n) = arg("--sessions") {
+        let per = arg("--subscribers").map_or(5, |v| v.parse().expect("--subscribers N"));
+        let n: usize = n.parse().expect("--sessions N");
+        let sc = Scenario {
+            subscribers: n * per,
+            speed: arg("--speed").map_or(60.0, |s| s.parse().expect("--speed X")),
+            seconds: arg("--seconds").map_or(10, |s| s.parse().expect("--seconds S")),
+            filtered: true,
+            replicas: 1,
+            at,
+            pin: args.iter().any(|a| a == "--pin"),
+            never_read: 0,
+            deflate: false,
+        };
+        let rounds = arg("--rounds").map_or(3, |r| r.parse().expect("--rounds N"));
+        sessions::compare(&ds, &dir, &sc, n, rounds);
+        finish();
+        return;
+    }
     if let Some(n) = arg("--stalled") {
         let timeout = arg("--send-timeout").map_or(8.0, |t| t.parse().expect("--send-timeout S"));
         run_stalled(&dir, n.parse().expect("--stalled N"), timeout, at);

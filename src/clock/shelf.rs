@@ -2,8 +2,9 @@
 //! file, so that a restart brings every session back where it was.
 //!
 //! One writer thread replaces the whole file atomically with the newest record of every
-//! session, at most every [`MIN_INTERVAL`]: a thousand running sessions make a few writes a
-//! second, not a thousand (each asks a second ahead, see `ClockSetup::save_ahead`). Each
+//! session: at once for a change someone waits for, and otherwise at most every
+//! [`MIN_INTERVAL`], so that a thousand running sessions make a few writes a second, not a
+//! thousand (each asks a second ahead, see `ClockSetup::save_ahead`). Each
 //! session's clock never emits past what the file holds for it, as the shared clock does
 //! with its state file. The file is held with `<file>.lock`.
 
@@ -183,11 +184,26 @@ impl Shelf {
 
     /// Writes the newest records, over and over, for as long as the process runs.
     fn write_loop(&self) {
+        let mut last_write: Option<std::time::Instant> = None;
         loop {
             let (records, waiting) = {
                 let mut pending = self.pending.lock().expect("sessions file");
-                while !pending.dirty {
-                    pending = self.changed.wait(pending).expect("sessions file");
+                // A change someone waits for is written at once; saves ahead, at most
+                // every MIN_INTERVAL.
+                loop {
+                    let due = last_write
+                        .map_or(Duration::ZERO, |t| MIN_INTERVAL.saturating_sub(t.elapsed()));
+                    if pending.dirty && (!pending.waiting.is_empty() || due.is_zero()) {
+                        break;
+                    }
+                    pending = if pending.dirty {
+                        self.changed
+                            .wait_timeout(pending, due)
+                            .expect("sessions file")
+                            .0
+                    } else {
+                        self.changed.wait(pending).expect("sessions file")
+                    };
                 }
                 pending.dirty = false;
                 (
@@ -225,7 +241,7 @@ impl Shelf {
             for done in waiting {
                 let _ = done.send(result.clone());
             }
-            std::thread::sleep(MIN_INTERVAL);
+            last_write = Some(std::time::Instant::now());
         }
     }
 }
