@@ -539,3 +539,52 @@ fn the_example_order_board_runs_from_its_own_origin() {
         10,
     );
 }
+
+#[test]
+fn a_page_makes_a_session_of_its_own_steps_it_and_gets_exactly_the_window() {
+    let _browser = one_browser();
+    let mut page = Page::open();
+    let (dir, ds) = dataset();
+    let server = LiveServer::start(dir, &["--paused", "--start-day", "1"]);
+    let shared_before: Value = serde_json::from_str(&server.get("/v1/clock").1).unwrap();
+    let s = format!("http://{}", server.addr);
+    let start = DAY1 + 18 * 3600;
+    let id = page.eval(&format!(
+        "import('{s}/client/caspers-replay.js').then((m) => m.createSession('{s}', {{ start: new Date({start} * 1000), paused: true }})) \
+         .then((session) => {{ window.sess = session; return session.id; }})"
+    ));
+    assert!(id.is_string(), "{id}");
+    page.feed(
+        server.addr,
+        "session",
+        &s,
+        "{ session: window.sess.id, locationIds: [1] }",
+    );
+    let stepped = page.eval("window.sess.control.step(600).then((c) => [c.sim_time, c.paused])");
+    assert_eq!(stepped[0].as_f64(), Some((start + 600) as f64), "{stepped}");
+    assert_eq!(stepped[1], true, "a step leaves it paused");
+    let want = expected(ds, start + 1, start + 601, Filter::new(&[1], &[]));
+    assert!(want.len() > 5, "a busy window: {}", want.len());
+    page.wait_for("session", want.len(), 10);
+    std::thread::sleep(Duration::from_millis(300));
+    let got: Vec<String> = page.events("session").into_iter().map(|e| e.0).collect();
+    let want: Vec<String> = want.into_iter().map(|e| e.0).collect();
+    assert_eq!(got, want, "exactly the stepped window, once each, in order");
+    assert_eq!(
+        page.record("session", "clocks"),
+        serde_json::json!(["connected", "step"])
+    );
+    let shared_after: Value = serde_json::from_str(&server.get("/v1/clock").1).unwrap();
+    assert_eq!(
+        shared_before["sim_time"], shared_after["sim_time"],
+        "the shared clock did not move"
+    );
+    let ended = page.eval("window.sess.end().then(() => 'ended')");
+    assert_eq!(ended, "ended");
+    assert_eq!(
+        server
+            .get(&format!("/v1/sessions/{}", id.as_str().unwrap()))
+            .0,
+        410
+    );
+}

@@ -56,6 +56,11 @@ fn map_page_in_headless_chromium() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("ok: after a server restart"), "{stdout}");
     assert!(stdout.contains("ok: no console errors"), "{stdout}");
+    assert!(
+        stdout.contains("ok: \"rehearse from here\" opens a session")
+            && stdout.contains("ok: the rehearsal's keys drive its own clock"),
+        "{stdout}"
+    );
     assert!(std::fs::metadata(out_dir.join("map.png")).unwrap().len() > 20_000);
 }
 

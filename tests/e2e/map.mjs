@@ -238,6 +238,33 @@ try {
   check(true, 'the viewer sees the same clock change');
   await presenter.screenshot({ path: `${outDir}/presenter.png` });
 
+  // Rehearse from here: a session of its own at the shared clock's instant, in a new tab.
+  const rehearseAt = Date.parse('2024-01-02T18:00:00Z') / 1000;
+  await setClock({ seek: '2024-01-02 18:00:00', paused: true, speed: 600 });
+  await until('the presenter page to hear of the seek', () => presenter.evaluate((t) =>
+    window.caspersMap.clock !== null && window.caspersMap.clock.paused && window.caspersMap.clock.sim_time === t, rehearseAt));
+  const [rehearsal] = await Promise.all([presenter.context().waitForEvent('page'), presenter.click('#rehearse')]);
+  watch(rehearsal);
+  await rehearsal.waitForSelector('#controls', { state: 'visible' });
+  const id = await presenter.getAttribute('#rehearse', 'data-opened');
+  const made = await (await fetch(`${base}v1/sessions/${id}`)).json();
+  check(made.clock.sim_time === rehearseAt && made.clock.paused && made.clock.speed === 600,
+    `"rehearse from here" opens a session at the shared clock's instant and speed (${made.clock.sim_time_utc}, ${made.clock.speed}x, paused)`);
+  check(!rehearsal.url().includes('token='), `the rehearsal tab takes its token out of the address bar (${rehearsal.url()})`);
+  check(await rehearsal.isVisible('#session-label') && (await rehearsal.$('#rehearse')) === null,
+    'the rehearsal tab says it is a rehearsal, and offers no rehearsal of it');
+  await until('the rehearsal tab to know its clock', () => rehearsal.evaluate(() => window.caspersMap.clock !== null));
+  await rehearsal.keyboard.press('3');
+  await until('the rehearsal at 3600x', async () => (await (await fetch(`${base}v1/sessions/${id}/clock`)).json()).speed === 3600);
+  await rehearsal.keyboard.press(' ');
+  await until('the rehearsal running', async () => !(await (await fetch(`${base}v1/sessions/${id}/clock`)).json()).paused);
+  const shared = await serverClock();
+  check(shared.paused && shared.speed === 600 && shared.sim_time === rehearseAt,
+    'the rehearsal\'s keys drive its own clock: the audience\'s did not move');
+  await until('events on the rehearsal tab', () => rehearsal.evaluate(() => window.caspersMap.received > 20));
+  check(true, 'the rehearsal tab receives its own clock\'s events');
+  await rehearsal.close();
+
   check(errors.length === 0, `no console errors (${errors.join(' | ')})`);
   const outside = requests.filter((u) => !u.startsWith(base) && !u.startsWith('data:'));
   check(outside.length === 0, `no request leaves ${base} (${requests.length} requests; ${outside.join(' ')})`);
