@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::actor::{self, ClockSetup, Store};
 use crate::clock::shared::{self, SharedClock};
+use crate::clock::shared_sessions::SharedSessions;
 use crate::clock::shelf::{self, Shelf};
 use crate::clock::start::ClockOptions;
 use crate::clock::state_file::StateFile;
@@ -16,7 +17,7 @@ use crate::fanout::hub::Hub;
 use crate::fanout::jetstream::Publisher;
 use crate::fanout::writers::{Deadlines, Writers};
 use crate::http::{self, CorsOrigins, HttpOptions};
-use crate::sessions::{SessionSettings, Sessions};
+use crate::sessions::{Keeper, SessionSettings, Sessions};
 use crate::timeline::{Emitter, Timeline};
 
 /// How to serve.
@@ -181,15 +182,17 @@ impl Server {
         )
         .map_err(|e| format!("cannot start the stream writers: {e}"))?;
         let defaults = opts.clock.effective();
-        // Sessions outlive the process beside the state file; replicas keep theirs in
-        // memory (each its own).
-        let shelf = match &opts.nats {
-            None => Some(Shelf::open(
-                &shelf::path_beside(&opts.state_file),
-                &ds,
-                opts.fresh,
-            )?),
-            Some(_) => None,
+        // Sessions outlive the process in a file beside the state file, or are shared by
+        // the replicas in NATS.
+        let keeper = match (&opts.nats, &client) {
+            (Some(nats), Some(client)) => {
+                Keeper::Nats(SharedSessions::open(client.clone(), &nats.url, &ds).await?)
+            }
+            _ => {
+                let (shelf, saved) =
+                    Shelf::open(&shelf::path_beside(&opts.state_file), &ds, opts.fresh)?;
+                Keeper::File(shelf, saved)
+            }
         };
         let sessions = Arc::new(Sessions::new(
             SessionSettings {
@@ -202,9 +205,9 @@ impl Server {
                 looping: opts.looping,
             },
             Arc::clone(&hub),
-            shelf,
+            keeper,
         ));
-        Sessions::expire_idle(&sessions);
+        Sessions::run(&sessions);
         let listening = http::listen(
             Arc::clone(&hub),
             clock,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::clock::actor::{self, ClockHandle, ClockSetup, MAX_SPEED, Store};
+use crate::clock::shared_sessions::{SessionEvent, SharedSessions};
 use crate::clock::shelf::{Saved, Shelf};
 use crate::clock::{ClockRecord, SimClock};
 use crate::fanout::hub::Hub;
@@ -88,6 +89,8 @@ pub enum CreateError {
     Invalid(String),
     /// `--max-sessions` are alive (HTTP 429).
     Full(usize),
+    /// The sessions' store (NATS) cannot take it now (HTTP 503).
+    Unavailable(String),
 }
 
 /// How far ahead of its emission a running session asks the sessions file to save: every
@@ -97,6 +100,14 @@ const SAVE_AHEAD: Duration = Duration::from_secs(1);
 /// How many ended sessions' ids are remembered, to answer 410 rather than 404.
 const ENDED_REMEMBERED: usize = 10_000;
 
+/// Where sessions are kept.
+pub enum Keeper {
+    /// The sessions file (one process), with the sessions it held at start.
+    File(Arc<Shelf>, Vec<Saved>),
+    /// NATS, shared by the replicas.
+    Nats(Arc<SharedSessions>),
+}
+
 /// The live sessions.
 pub struct Sessions {
     settings: SessionSettings,
@@ -105,8 +116,9 @@ pub struct Sessions {
     runtime: tokio::runtime::Handle,
     /// The shared clock's hub: a session's hub is made beside it.
     template: Arc<Hub>,
-    /// The sessions file, when sessions outlive the process (not with NATS replicas).
+    /// The sessions file, or NATS.
     shelf: Option<Arc<Shelf>>,
+    nats: Option<Arc<SharedSessions>>,
     live: Mutex<HashMap<String, Arc<Session>>>,
     /// Ids of sessions that ended, and why, the newest last.
     ended: Mutex<VecDeque<(String, String)>>,
@@ -127,28 +139,27 @@ struct SessionRequest {
 }
 
 impl Sessions {
-    /// Sessions beside `template`'s clock, kept in `shelf` if given (the ones it holds
-    /// continue where they were); call on the runtime their clocks are to run on.
-    pub fn new(
-        settings: SessionSettings,
-        template: Arc<Hub>,
-        shelf: Option<(Arc<Shelf>, Vec<Saved>)>,
-    ) -> Sessions {
-        let (shelf, saved) = match shelf {
-            Some((shelf, saved)) => (Some(shelf), saved),
-            None => (None, Vec::new()),
+    /// Sessions beside `template`'s clock, kept by `keeper` (a file's sessions continue
+    /// where they were; NATS's come with [`Sessions::run`]); call on the runtime their
+    /// clocks are to run on.
+    pub fn new(settings: SessionSettings, template: Arc<Hub>, keeper: Keeper) -> Sessions {
+        let (shelf, nats, saved) = match keeper {
+            Keeper::File(shelf, saved) => (Some(shelf), None, saved),
+            Keeper::Nats(shared) => (None, Some(shared), Vec::new()),
         };
         let sessions = Sessions {
             settings,
             runtime: tokio::runtime::Handle::current(),
             template,
             shelf,
+            nats,
             live: Mutex::default(),
             ended: Mutex::default(),
             metrics: SessionMetrics::default(),
         };
         for Saved { id, owner, record } in saved {
-            let session = sessions.start(id, owner, record, true);
+            let store = sessions.file_store(&id, &owner, &record);
+            let session = sessions.start(id, owner, record, store, 0, true);
             sessions
                 .live
                 .lock()
@@ -158,29 +169,32 @@ impl Sessions {
         sessions
     }
 
-    /// Starts session `id`'s clock from `record` (`restored`: one saved by an earlier
-    /// process, which it continues).
+    fn file_store(&self, id: &str, owner: &str, record: &ClockRecord) -> Store {
+        let shelf = self.shelf.as_ref().expect("sessions kept in a file");
+        Store::File(Box::new(shelf.slot(id, owner, record)))
+    }
+
+    /// Starts session `id`'s clock from `record` in `store` (`restored`: one saved by an
+    /// earlier process, which it continues).
     fn start(
         &self,
         id: String,
         owner: String,
         record: ClockRecord,
+        store: Store,
+        revision: u64,
         restored: bool,
     ) -> Arc<Session> {
         let ds = self.template.dataset();
         let timeline = Timeline::new(ds, record.looping);
         let hub = Arc::new(self.template.beside(timeline));
-        let store = match &self.shelf {
-            Some(shelf) => Store::File(Box::new(shelf.slot(&id, &owner, &record))),
-            None => Store::Memory,
-        };
         let _on = self.runtime.enter();
         let clock = actor::spawn(
             vec![Arc::clone(&hub) as Arc<dyn Emitter>],
             timeline,
             ClockSetup {
                 record,
-                revision: 0,
+                revision,
                 restored,
                 store,
                 tick: self.settings.tick,
@@ -207,17 +221,30 @@ impl Sessions {
 
     /// Makes a session from a request's JSON body (empty: the defaults); its clock starts
     /// ticking beside the shared one. Returns it with its owner's token.
-    pub fn create(&self, body: &[u8]) -> Result<(Arc<Session>, String), CreateError> {
+    pub async fn create(&self, body: &[u8]) -> Result<(Arc<Session>, String), CreateError> {
         let now = now_unix_f64();
         let (looping, clock) = self.parse(body, now).map_err(CreateError::Invalid)?;
-        let mut live = self.live.lock().expect("sessions");
-        if live.len() >= self.settings.max_sessions {
+        if self.count() >= self.settings.max_sessions {
             return Err(CreateError::Full(self.settings.max_sessions));
         }
         let record = ClockRecord::new(self.template.dataset(), looping, clock);
-        let token = random_token();
-        let session = self.start(random_token(), digest(&token), record, false);
-        live.insert(session.id.clone(), Arc::clone(&session));
+        let (id, token) = (random_token(), random_token());
+        let owner = digest(&token);
+        let (store, revision) = match &self.nats {
+            Some(nats) => {
+                let revision = nats
+                    .create(&id, &owner, &record)
+                    .await
+                    .map_err(CreateError::Unavailable)?;
+                (Store::Shared(Arc::new(nats.clock(&id, looping))), revision)
+            }
+            None => (self.file_store(&id, &owner, &record), 0),
+        };
+        let session = self.start(id, owner, record, store, revision, false);
+        self.live
+            .lock()
+            .expect("sessions")
+            .insert(session.id.clone(), Arc::clone(&session));
         self.metrics.created.fetch_add(1, Ordering::Relaxed);
         Ok((session, token))
     }
@@ -241,43 +268,67 @@ impl Sessions {
         }
     }
 
-    /// Ends session `id` at its owner's request; false if it was not alive.
-    pub fn delete(&self, id: &str) -> bool {
+    /// Ends session `id` at its owner's request (on every replica); false if it was not
+    /// alive.
+    pub async fn delete(&self, id: &str) -> Result<bool, String> {
+        if let Some(nats) = &self.nats {
+            nats.delete(id).await?;
+        }
         let ended = self.end(id, "deleted by its owner");
         if ended {
             self.metrics.ended_deleted.fetch_add(1, Ordering::Relaxed);
         }
-        ended
+        Ok(ended)
     }
 
-    /// Ends the sessions nobody has watched or asked about for the idle time; returns how
-    /// many.
-    pub fn end_idle(&self) -> usize {
-        let idle: Vec<String> = self
+    /// Ends the sessions nobody has watched or asked about for the idle time (on any
+    /// replica); returns how many.
+    pub async fn end_idle(&self) -> usize {
+        let idle = self.settings.idle;
+        let (quiet, seen): (Vec<Arc<Session>>, Vec<Arc<Session>>) = self
             .live
             .lock()
             .expect("sessions")
             .values()
-            .filter(|s| s.idle_for() >= self.settings.idle && s.hub.counts() == (0, 0))
-            .map(|s| s.id.clone())
-            .collect();
+            .cloned()
+            .partition(|s| s.idle_for() >= idle && s.hub.counts() == (0, 0));
         let why = format!(
             "idle: no subscriber and no request for {}",
-            describe_duration(self.settings.idle)
+            describe_duration(idle)
         );
         let mut n = 0;
-        for id in idle {
-            if self.end(&id, &why) {
+        for session in quiet {
+            if let Some(nats) = &self.nats {
+                // Another replica may have it busy.
+                let elsewhere = nats.last_seen(&session.id).await;
+                if elsewhere.is_some_and(|t| now_unix_f64() - t < idle.as_secs_f64()) {
+                    continue;
+                }
+                if let Err(e) = nats.delete(&session.id).await {
+                    log::warn!("cannot end idle session {}: {e}", session.id);
+                    continue;
+                }
+            }
+            if self.end(&session.id, &why) {
                 self.metrics.ended_idle.fetch_add(1, Ordering::Relaxed);
                 n += 1;
+            }
+        }
+        if let Some(nats) = &self.nats {
+            // Tell the other replicas which sessions this one has busy.
+            for session in seen {
+                if session.hub.counts() != (0, 0) || session.idle_for() < idle / 4 {
+                    nats.mark_seen(&session.id).await;
+                }
             }
         }
         n
     }
 
-    /// Looks for idle sessions a few times per idle period, on the current tokio runtime,
-    /// for as long as `sessions` lives.
-    pub fn expire_idle(sessions: &Arc<Sessions>) {
+    /// Runs what keeps the sessions, on the current tokio runtime, for as long as
+    /// `sessions` lives: a look for idle ones a few times per idle period, and with NATS,
+    /// following the sessions the other replicas make and end.
+    pub fn run(sessions: &Arc<Sessions>) {
         let every =
             (sessions.settings.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(15));
         let weak = Arc::downgrade(sessions);
@@ -288,12 +339,62 @@ impl Sessions {
                 let Some(sessions) = weak.upgrade() else {
                     return;
                 };
-                let n = sessions.end_idle();
+                let n = sessions.end_idle().await;
                 if n > 0 {
                     log::info!("ended {n} idle session(s)");
                 }
             }
         });
+        if let Some(nats) = &sessions.nats {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            nats.watch(tx);
+            let weak = Arc::downgrade(sessions);
+            tokio::spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    let Some(sessions) = weak.upgrade() else {
+                        return;
+                    };
+                    sessions.follow(event);
+                }
+            });
+        }
+    }
+
+    /// A session another replica made (or that was there at start), or ended.
+    fn follow(&self, event: SessionEvent) {
+        match event {
+            SessionEvent::Made {
+                id,
+                owner,
+                record,
+                revision,
+            } => {
+                let known = self.live.lock().expect("sessions").contains_key(&id)
+                    || self
+                        .ended
+                        .lock()
+                        .expect("ended sessions")
+                        .iter()
+                        .any(|(ended, _)| *ended == id);
+                if known {
+                    return;
+                }
+                let nats = self.nats.as_ref().expect("following NATS");
+                let store = Store::Shared(Arc::new(nats.clock(&id, record.looping)));
+                let session = self.start(id, owner, *record, store, revision, false);
+                self.live
+                    .lock()
+                    .expect("sessions")
+                    .entry(session.id.clone())
+                    .or_insert(session);
+            }
+            SessionEvent::Ended { id } => {
+                self.end(
+                    &id,
+                    "ended on another replica (deleted by its owner, or idle)",
+                );
+            }
+        }
     }
 
     /// Ends every session (the server is shutting down): their clients get `reason`.

@@ -403,3 +403,80 @@ fn replica_at(url: &str) -> LiveServer {
         &["--nats", url, "--paused", "--start-day", "1"],
     )
 }
+
+#[test]
+fn a_session_made_on_one_replica_streams_from_the_other_and_a_client_moves_between_them() {
+    let nats = Nats::start("sessions");
+    let a = replica(&nats, &[]);
+    let b = replica(&nats, &[]);
+    let at = DAY1 + 18 * 3600;
+    let (status, made) = request(
+        a.addr,
+        "POST",
+        "/v1/sessions",
+        &[],
+        &format!(
+            "{{\"start\": \"{}\", \"paused\": true}}",
+            caspers_replay::time::format_rfc3339(at)
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
+    let id = made["id"].as_str().unwrap().to_string();
+    let owner = format!("Bearer {}", made["token"].as_str().unwrap());
+    let session = format!("/v1/sessions/{id}");
+    // The other replica learns of it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while b.get(&session).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "replica B never served the session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let step = |server: &LiveServer| {
+        let (status, text) = request(
+            server.addr,
+            "POST",
+            &format!("{session}/clock"),
+            &[("Authorization", &owner)],
+            r#"{"step": 600}"#,
+        );
+        assert_eq!(status, 200, "{text}");
+    };
+    let path = format!("{session}/events?location_id=2");
+    let mut on_b = SseClient::connect(b.addr, &path, None);
+    // Stepped on A, streamed from B: exactly the window.
+    step(&a);
+    let want = expected(&dataset().1, at + 1, at + 601, Filter::new(&[2], &[]));
+    assert!(want.len() > 5, "a busy window: {}", want.len());
+    let mut got = pairs(&on_b.events(want.len(), Duration::from_secs(10)));
+    assert!(got == want, "B's client: the window A's step made");
+    // The client moves to A from its last event; the session is stepped on B, with the
+    // same token (its owner is in NATS too).
+    drop(on_b);
+    let mut on_a = SseClient::connect(a.addr, &path, Some(&got.last().unwrap().0));
+    step(&b);
+    let want = expected(&dataset().1, at + 1, at + 1201, Filter::new(&[2], &[]));
+    got.extend(pairs(
+        &on_a.events(want.len() - got.len(), Duration::from_secs(10)),
+    ));
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "every event once across the move");
+    // Ended on B: A closes its stream with the reason and answers 410.
+    let (status, _) = request(b.addr, "DELETE", &session, &[("Authorization", &owner)], "");
+    assert_eq!(status, 204);
+    let mut closed = None;
+    while let Some(m) = on_a.next() {
+        if m.event.as_deref() == Some("close") {
+            closed = Some(m.data);
+        }
+    }
+    assert!(
+        closed
+            .as_deref()
+            .is_some_and(|c| c.contains("session ended")),
+        "{closed:?}"
+    );
+    assert_eq!(a.get(&session).0, 410);
+}

@@ -9,8 +9,7 @@
 //! - a state file (one process): the clock never emits past the end the file records, so
 //!   a restart continues from there; a change is saved before it is answered;
 //! - NATS (replicas): a change is written with compare-and-set and takes effect a little
-//!   ahead, at the same wall instant on every replica, which all run the same clock;
-//! - memory (a session of this process that is not kept).
+//!   ahead, at the same wall instant on every replica, which all run the same clock.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,8 +94,6 @@ pub trait Durable: Send + Sync {
 pub enum Store {
     File(Box<dyn Durable>),
     Shared(Arc<SharedClock>),
-    /// Kept by its owner (a session), not by the clock.
-    Memory,
 }
 
 type Reply = oneshot::Sender<Result<ClockState, ChangeError>>;
@@ -212,7 +209,7 @@ pub fn spawn(
             record.reason = "restarted".into();
             end
         }
-        Store::File(_) | Store::Memory => record.run_end(),
+        Store::File(_) => record.run_end(),
         // The shared clock never stopped: join it where it is now.
         Store::Shared(_) => {
             let at = timeline.clamp(record.clock.sim_at(now).floor() as i64 + 1);
@@ -235,7 +232,7 @@ pub fn spawn(
             });
             Some(Arc::clone(s))
         }
-        Store::File(_) | Store::Memory => None,
+        Store::File(_) => None,
     };
     let mut task = ClockTask {
         clock: record.clock,
@@ -477,7 +474,7 @@ impl ClockTask {
             ));
         }
         match &self.store {
-            Store::File(_) | Store::Memory => self.change_local(commands).await,
+            Store::File(_) => self.change_local(commands).await,
             Store::Shared(shared) => {
                 let shared = Arc::clone(shared);
                 self.change_shared(commands, &shared).await

@@ -6,6 +6,7 @@ pub mod actor;
 pub mod change;
 mod record;
 pub mod shared;
+pub mod shared_sessions;
 pub mod shelf;
 mod sim_clock;
 pub mod start;

@@ -149,23 +149,15 @@ impl NatsServer {
     }
 }
 
-impl SharedClock {
-    /// Opens the dataset's clock in NATS; the first replica creates it with `initial`.
-    /// Returns it with the record in force and its revision.
-    pub async fn open(
-        client: async_nats::Client,
-        url: &str,
-        ds: &Dataset,
-        looping: bool,
-        initial: ClockRecord,
-    ) -> Result<(SharedClock, ClockRecord, u64), String> {
-        let js = jetstream::new(client.clone());
-        let kv = match js.get_key_value(BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => {
-                // The bucket's stream, made by hand: the client's own bucket creation asks
-                // for account fields that Debian's nats-server 2.9 does not send.
-                js.get_or_create_stream(jetstream::stream::Config {
+/// The bucket that holds the clocks, created by the first replica.
+pub(super) async fn bucket(client: &async_nats::Client, url: &str) -> Result<kv::Store, String> {
+    let js = jetstream::new(client.clone());
+    Ok(match js.get_key_value(BUCKET).await {
+        Ok(kv) => kv,
+        Err(_) => {
+            // The bucket's stream, made by hand: the client's own bucket creation asks
+            // for account fields that Debian's nats-server 2.9 does not send.
+            js.get_or_create_stream(jetstream::stream::Config {
                     name: format!("KV_{BUCKET}"),
                     subjects: vec![format!("$KV.{BUCKET}.>")],
                     max_messages_per_subject: 8,
@@ -181,20 +173,51 @@ impl SharedClock {
                 .map_err(|e| {
                     format!("cannot create the key-value bucket {BUCKET} in NATS at {url} (is JetStream on? start nats-server with -js): {e}")
                 })?;
-                js.get_key_value(BUCKET).await.map_err(|e| {
-                    format!("cannot open the key-value bucket {BUCKET} in NATS at {url}: {e}")
-                })?
-            }
-        };
-        let key = format!("clock.{}", &ds.fingerprint[..16.min(ds.fingerprint.len())]);
-        let shared = SharedClock {
+            js.get_key_value(BUCKET).await.map_err(|e| {
+                format!("cannot open the key-value bucket {BUCKET} in NATS at {url}: {e}")
+            })?
+        }
+    })
+}
+
+/// The dataset's part of a key: replicas of other datasets share the bucket.
+pub(super) fn dataset_key(ds: &Dataset) -> String {
+    ds.fingerprint[..16.min(ds.fingerprint.len())].to_string()
+}
+
+impl SharedClock {
+    /// The clock kept under `key` of `kv` (a session's), with records made `looping` or
+    /// not.
+    pub(super) fn at_key(
+        client: async_nats::Client,
+        url: &str,
+        kv: kv::Store,
+        key: String,
+        ds: &crate::dataset::DatasetIdentity,
+        looping: bool,
+    ) -> SharedClock {
+        SharedClock {
             url: url.into(),
             client,
             kv,
             key,
-            ds_identity: ds.identity(),
+            ds_identity: ds.clone(),
             looping,
-        };
+        }
+    }
+
+    /// Opens the dataset's clock in NATS; the first replica creates it with `initial`.
+    /// Returns it with the record in force and its revision.
+    pub async fn open(
+        client: async_nats::Client,
+        url: &str,
+        ds: &Dataset,
+        looping: bool,
+        initial: ClockRecord,
+    ) -> Result<(SharedClock, ClockRecord, u64), String> {
+        let kv = bucket(&client, url).await?;
+        let key = format!("clock.{}", dataset_key(ds));
+        let shared = SharedClock::at_key(client, url, kv, key, &ds.identity(), looping);
         for _ in 0..3 {
             if let Ok((record, revision)) = shared.latest().await {
                 return Ok((shared, record, revision));

@@ -43,7 +43,7 @@ pub async fn create(
             }
         }
     }
-    match state.sessions.create(&body) {
+    match state.sessions.create(&body).await {
         Ok((session, token)) => {
             // Its first second is out before it is answered: a client that connects now
             // starts past it, as on any running clock.
@@ -59,6 +59,9 @@ pub async fn create(
                 }))
         }
         Err(CreateError::Invalid(e)) => bad_request(&e),
+        Err(CreateError::Unavailable(e)) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "2"))
+            .json(serde_json::json!({ "error": e })),
         Err(CreateError::Full(limit)) => HttpResponse::TooManyRequests()
             .insert_header(("Retry-After", "60"))
             .json(serde_json::json!({
@@ -100,6 +103,10 @@ pub async fn delete(
     if let Err(refusal) = owner_only(&req, feed.session.as_ref().expect("a session's feed")) {
         return *refusal;
     }
-    state.sessions.delete(&id);
-    HttpResponse::NoContent().finish()
+    match state.sessions.delete(&id).await {
+        Ok(_) => HttpResponse::NoContent().finish(),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "2"))
+            .json(serde_json::json!({ "error": e })),
+    }
 }
