@@ -227,7 +227,14 @@ impl Sessions {
         if self.count() >= self.settings.max_sessions {
             return Err(CreateError::Full(self.settings.max_sessions));
         }
-        let record = ClockRecord::new(self.template.dataset(), looping, clock);
+        let mut record = ClockRecord::new(self.template.dataset(), looping, clock);
+        // The second it starts in counts as emitted: nobody is subscribed yet, so nothing
+        // is sent, and a client that connects once it is made starts past it, as on any
+        // clock that has been running.
+        let timeline = Timeline::new(self.template.dataset(), looping);
+        if let Some(first) = record.runs.last_mut() {
+            first.1 = timeline.clamp(first.0 + 1);
+        }
         let (id, token) = (random_token(), random_token());
         let owner = digest(&token);
         let (store, revision) = match &self.nats {

@@ -100,8 +100,6 @@ type Reply = oneshot::Sender<Result<ClockState, ChangeError>>;
 
 enum Message {
     Change(Vec<Command>, Reply),
-    /// Answer once what is due now has been emitted (a new clock's first second).
-    Settle(oneshot::Sender<()>),
     /// A record another replica (or this one) wrote to NATS, with its revision.
     Adopt(Box<ClockRecord>, u64),
 }
@@ -119,16 +117,6 @@ impl ClockHandle {
     /// The latest state.
     pub fn state(&self) -> ClockState {
         self.state.borrow().clone()
-    }
-
-    /// Resolves once the clock has emitted what is due now: a new session's first second
-    /// goes out before its creator is answered, so a client that connects after that
-    /// starts past it, as on a clock that has been running.
-    pub async fn settled(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.messages.send(Message::Settle(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
     }
 
     /// Applies `commands` in order (all or none); returns the new state or why not.
@@ -271,10 +259,6 @@ pub fn spawn(
                     Some(Message::Change(commands, reply)) => {
                         let _ = reply.send(task.change(&commands).await);
                     }
-                    Some(Message::Settle(reply)) => {
-                        task.settle().await;
-                        let _ = reply.send(());
-                    }
                     Some(Message::Adopt(record, revision)) => {
                         task.adopt(*record, revision);
                         // What it makes due goes out now, also on a paused clock that does
@@ -362,29 +346,6 @@ impl ClockTask {
             .timeline
             .clamp(self.clock.sim_at(now_unix_f64()).floor() as i64 + 1);
         self.ended || self.cursor >= wanted
-    }
-
-    /// Emits what is due now, first saving how far that is when the store does not hold
-    /// it yet (a new clock: its file has nothing), and waiting for the save.
-    async fn settle(&mut self) {
-        let now = now_unix_f64();
-        if let Store::File(file) = &self.store {
-            let wanted = self
-                .timeline
-                .clamp(self.clock.sim_at(now).floor() as i64 + 1);
-            let runs = self.record.runs.len();
-            if file.durable_end(runs).is_none_or(|end| end < wanted) {
-                self.requested_end = self.requested_end.max(wanted);
-                let mut record = self.record.clone();
-                if let Some(last) = record.runs.last_mut() {
-                    last.1 = self.requested_end;
-                }
-                let (tx, rx) = oneshot::channel();
-                file.save(record, Some(tx));
-                let _ = rx.await;
-            }
-        }
-        self.tick(now);
     }
 
     fn emit_to(&mut self, target: i64) {

@@ -59,10 +59,32 @@ pub struct Saved {
 
 type Done = oneshot::Sender<Result<(), String>>;
 
+/// A session's newest record, sealed when it was saved (on its clock's thread, not the
+/// writer's).
+#[derive(Clone)]
+struct Kept {
+    owner: String,
+    record: String,
+    /// Its runs and the end of its last run: how far it may emit once written.
+    runs: usize,
+    end: i64,
+}
+
+impl Kept {
+    fn new(owner: &str, record: &ClockRecord) -> Kept {
+        Kept {
+            owner: owner.to_string(),
+            record: String::from_utf8(record.to_bytes()).expect("JSON is UTF-8"),
+            runs: record.runs.len(),
+            end: record.run_end(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Pending {
-    /// id -> (owner digest, newest record).
-    records: BTreeMap<String, (String, ClockRecord)>,
+    /// id -> its newest record.
+    records: BTreeMap<String, Kept>,
     dirty: bool,
     waiting: Vec<Done>,
 }
@@ -132,7 +154,7 @@ impl Shelf {
             pending: Mutex::new(Pending {
                 records: saved
                     .iter()
-                    .map(|s| (s.id.clone(), (s.owner.clone(), s.record.clone())))
+                    .map(|s| (s.id.clone(), Kept::new(&s.owner, &s.record)))
                     .collect(),
                 dirty: fresh,
                 waiting: Vec::new(),
@@ -155,19 +177,28 @@ impl Shelf {
     }
 
     /// Keeps session `id` (owned by the token whose digest is `owner`) from now on, its
-    /// record saved through the returned slot.
+    /// record saved through the returned slot. A new session's record counts as saved
+    /// before it is: what it holds has reached nobody yet, and waiting for a rewrite of
+    /// the whole file would make creating a session cost as much as every session alive.
+    /// (A crash within a write of its creation loses it: its creator gets 404.)
     pub fn slot(self: &Arc<Self>, id: &str, owner: &str, record: &ClockRecord) -> Slot {
         let mut pending = self.pending.lock().expect("sessions file");
         pending
             .records
             .entry(id.to_string())
-            .or_insert_with(|| (owner.to_string(), record.clone()));
+            .or_insert_with(|| Kept::new(owner, record));
         pending.dirty = true;
         drop(pending);
+        self.durable
+            .lock()
+            .expect("sessions durable")
+            .entry(id.to_string())
+            .or_insert((record.runs.len(), record.run_end()));
         self.changed.notify_one();
         Slot {
             shelf: Arc::clone(self),
             id: id.to_string(),
+            owner: owner.to_string(),
         }
     }
 
@@ -215,24 +246,24 @@ impl Shelf {
                 format: FORMAT.into(),
                 sessions: records
                     .iter()
-                    .map(|(id, (owner, record))| Entry {
+                    .map(|(id, kept)| Entry {
                         id: id.clone(),
-                        owner: owner.clone(),
-                        record: String::from_utf8(record.to_bytes()).expect("JSON is UTF-8"),
+                        owner: kept.owner.clone(),
+                        record: kept.record.clone(),
                     })
                     .collect(),
             };
-            let bytes = serde_json::to_vec_pretty(&file).expect("serializable");
+            let bytes = serde_json::to_vec(&file).expect("serializable");
             let result = write_atomically(&self.path, &bytes)
                 .map_err(|e| format!("cannot save the sessions to {}: {e}", self.path.display()));
             match &result {
                 Ok(()) => {
                     let mut durable = self.durable.lock().expect("sessions durable");
                     let pending = self.pending.lock().expect("sessions file");
-                    for (id, (_, record)) in &records {
+                    for (id, kept) in &records {
                         // A session removed meanwhile stays removed.
                         if pending.records.contains_key(id) {
-                            durable.insert(id.clone(), (record.runs.len(), record.run_end()));
+                            durable.insert(id.clone(), (kept.runs, kept.end));
                         }
                     }
                 }
@@ -250,10 +281,12 @@ impl Shelf {
 pub struct Slot {
     shelf: Arc<Shelf>,
     id: String,
+    owner: String,
 }
 
 impl Durable for Slot {
     fn save(&self, record: ClockRecord, done: Option<Done>) {
+        let kept = Kept::new(&self.owner, &record);
         let mut pending = self.shelf.pending.lock().expect("sessions file");
         let Some(entry) = pending.records.get_mut(&self.id) else {
             // Removed: the session has ended.
@@ -263,7 +296,7 @@ impl Durable for Slot {
             }
             return;
         };
-        entry.1 = record;
+        *entry = kept;
         pending.dirty = true;
         pending.waiting.extend(done);
         drop(pending);

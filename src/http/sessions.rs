@@ -45,9 +45,6 @@ pub async fn create(
     }
     match state.sessions.create(&body).await {
         Ok((session, token)) => {
-            // Its first second is out before it is answered: a client that connects now
-            // starts past it, as on any running clock.
-            session.clock.settled().await;
             let urls = links(&session);
             HttpResponse::Created()
                 .insert_header(("Location", urls["session"].as_str().unwrap_or_default()))
