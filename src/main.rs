@@ -381,7 +381,7 @@ fn run(cli: Cli, token_from_env: bool) -> anyhow::Result<()> {
             caspers_replay::replay::arrow::write_arrow_stream(
                 &ds,
                 &timeline,
-                (from, to),
+                &[(from, to)],
                 shift_seconds,
                 filter,
                 &mut out,

@@ -53,7 +53,7 @@ fn schemathesis_finds_the_server_true_to_its_openapi_document() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("Tested: 16"),
+        stdout.contains("Tested: 20"),
         "every REST operation was tested:\n{stdout}"
     );
     assert_eq!(server.get("/healthz").0, 200, "the server is still up");

@@ -209,7 +209,7 @@ pub fn spawn(
         last.1 = cursor.max(last.0);
     }
     for emitter in &emitters {
-        emitter.set_history(history.clone(), cursor);
+        emitter.set_history(history.clone(), record.emitted_before, cursor);
     }
     let (state_tx, state_rx) = watch::channel(describe(&record.clock, &timeline, false, now));
     let (tx, mut rx) = mpsc::channel::<Message>(64);
@@ -558,7 +558,8 @@ fn edit(record: &mut ClockRecord, commands: &[Command], at: f64, closing: i64) {
                 let start = sim.floor() as i64;
                 record.runs.push((start, start));
                 if record.runs.len() > 256 {
-                    record.runs.remove(0);
+                    let (a, b) = record.runs.remove(0);
+                    record.emitted_before += b - a;
                 }
                 reason = "seek";
             }

@@ -31,6 +31,11 @@ pub struct ClockRecord {
     /// have emitted (it never emits past a saved end); shared through NATS, the anchors say
     /// how far it has come, and the end is where the run began.
     pub runs: Vec<(i64, i64)>,
+    /// Seconds of simulation time emitted in runs no longer kept (the oldest are dropped
+    /// past 256): with the runs, how much the clock has emitted since it began, which only
+    /// grows (a Spark query's offsets count on it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub emitted_before: i64,
     /// What the last change was (`speed`, `pause`, `resume`, `seek`, `start`): every
     /// replica announces it to its clients with the same word.
     pub reason: String,
@@ -53,6 +58,7 @@ impl ClockRecord {
             looping,
             clock,
             runs: vec![(start, start)],
+            emitted_before: 0,
             reason: "start".into(),
             started_with: None,
             emitted_to_utc: String::new(),
@@ -119,6 +125,10 @@ impl ClockRecord {
         }
         Ok(r)
     }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 fn onoff(b: bool) -> &'static str {

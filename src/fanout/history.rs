@@ -20,6 +20,9 @@ const CATCH_UP_CHUNK: usize = 512;
 #[derive(Default)]
 pub(super) struct History {
     runs: Vec<(i64, i64)>,
+    /// Seconds of simulation time emitted in runs no longer kept: the emission count of
+    /// the first run's start.
+    before: i64,
     /// Where this process's own emission began: positions before it were sent by an
     /// earlier process (a restart) or another replica.
     first_live: i64,
@@ -28,8 +31,9 @@ pub(super) struct History {
 impl History {
     /// Takes the runs of a clock this process continues or joins; its own emission starts
     /// at `cursor`.
-    pub fn set(&mut self, runs: Vec<(i64, i64)>, cursor: i64) {
+    pub fn set(&mut self, runs: Vec<(i64, i64)>, before: i64, cursor: i64) {
         self.runs = runs;
+        self.before = before;
         self.first_live = cursor;
     }
 
@@ -37,7 +41,8 @@ impl History {
     pub fn start_run(&mut self, sim: i64) {
         self.runs.push((sim, sim));
         if self.runs.len() > RUNS_KEPT {
-            self.runs.remove(0);
+            let (a, b) = self.runs.remove(0);
+            self.before += b - a;
         }
     }
 
@@ -51,6 +56,46 @@ impl History {
 
     pub fn runs(&self) -> &[(i64, i64)] {
         &self.runs
+    }
+
+    /// The runs kept, each with its emission count at its start (seconds of simulation
+    /// time emitted before it, since the clock began), and the count now.
+    pub fn counted(&self) -> (Vec<(i64, i64, i64)>, i64) {
+        let mut count = self.before;
+        let runs = self
+            .runs
+            .iter()
+            .map(|&(a, b)| {
+                let at = count;
+                count += b - a;
+                (a, b, at)
+            })
+            .collect();
+        (runs, count)
+    }
+
+    /// The windows of simulation time emitted between emission counts `from` and `to`, in
+    /// emission order; why not, when that span is not kept or not emitted yet.
+    pub fn windows(&self, from: i64, to: i64) -> Result<Vec<(i64, i64)>, String> {
+        let (runs, now) = self.counted();
+        if from > to || to > now {
+            return Err(format!(
+                "from {from} to {to} is not a span of what this clock has emitted (0 to {now})"
+            ));
+        }
+        if from < self.before {
+            return Err(format!(
+                "from {from} is older than the runs this clock keeps (from {})",
+                self.before
+            ));
+        }
+        Ok(runs
+            .iter()
+            .filter_map(|&(a, b, at)| {
+                let (lo, hi) = (from.max(at), to.min(at + b - a));
+                (lo < hi).then(|| (a + lo - at, a + hi - at))
+            })
+            .collect())
     }
 
     /// Whether `sim` lies in the current run at or past what was emitted.
@@ -135,5 +180,29 @@ impl CatchUp<'_> {
             lagged_notice(transport, kept as u64, &mut chunks);
         }
         Ok(chunks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emission_counts_map_to_windows_across_seeks_and_dropped_runs() {
+        let mut h = History::default();
+        h.set(vec![(100, 100)], 0, 100);
+        h.record(100, 160);
+        h.start_run(50);
+        h.record(50, 80);
+        assert_eq!(h.counted(), (vec![(100, 160, 0), (50, 80, 60)], 90));
+        assert_eq!(h.windows(30, 75), Ok(vec![(130, 160), (50, 65)]));
+        assert_eq!(h.windows(90, 90), Ok(vec![]));
+        assert!(h.windows(0, 91).is_err(), "not emitted yet");
+        for k in 0..RUNS_KEPT {
+            h.start_run(1000 * k as i64);
+        }
+        let (runs, now) = h.counted();
+        assert_eq!((runs[0].2, now), (90, 90), "the dropped runs still count");
+        assert!(h.windows(10, 90).unwrap_err().contains("older"));
     }
 }

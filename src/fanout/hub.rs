@@ -275,8 +275,23 @@ impl Hub {
 
     /// Takes the emitted runs of a clock this process continues or joins; its own emission
     /// starts at `cursor`.
-    pub fn set_history(&self, runs: Vec<(i64, i64)>, cursor: i64) {
-        self.lock().history.set(runs, cursor);
+    pub fn set_history(&self, runs: Vec<(i64, i64)>, before: i64, cursor: i64) {
+        self.lock().history.set(runs, before, cursor);
+    }
+
+    /// The runs emitted with their emission counts at their starts, and the count now
+    /// (seconds of simulation time emitted since the clock began: it only grows).
+    pub fn emitted(&self) -> (Vec<(i64, i64, i64)>, i64) {
+        self.lock().history.counted()
+    }
+
+    /// The windows of simulation time emitted between emission counts `from` and `to`.
+    pub fn emitted_windows(&self, from: i64, to: i64) -> Result<Vec<(i64, i64)>, String> {
+        self.lock().history.windows(from, to)
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// Simulation time of the event at position `text`, if it is one of this dataset's.
@@ -525,8 +540,8 @@ impl Hub {
 }
 
 impl Emitter for Hub {
-    fn set_history(&self, runs: Vec<(i64, i64)>, cursor: i64) {
-        Hub::set_history(self, runs, cursor);
+    fn set_history(&self, runs: Vec<(i64, i64)>, before: i64, cursor: i64) {
+        Hub::set_history(self, runs, before, cursor);
     }
 
     fn start_run(&self, sim: i64) {

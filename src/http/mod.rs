@@ -6,6 +6,7 @@ mod admission;
 mod control;
 mod cors;
 mod feed;
+mod history;
 mod open_files;
 pub mod params;
 mod sessions;
@@ -123,7 +124,17 @@ pub fn listen(
             .service(endpoint("/v1/map", "GET").route(web::get().to(control::map_config)))
             .service(endpoint("/v1/events", "GET").route(web::get().to(stream::sse)))
             .service(endpoint("/v1/ws", "GET").route(web::get().to(stream::websocket)))
+            .service(endpoint("/v1/emitted", "GET").route(web::get().to(history::emitted)))
+            .service(endpoint("/v1/history", "GET").route(web::get().to(history::history)))
             .service(endpoint("/v1/sessions", "POST").route(web::post().to(sessions::create)))
+            .service(
+                endpoint("/v1/sessions/{id}/emitted", "GET")
+                    .route(web::get().to(history::session_emitted)),
+            )
+            .service(
+                endpoint("/v1/sessions/{id}/history", "GET")
+                    .route(web::get().to(history::session_history)),
+            )
             .service(
                 endpoint("/v1/sessions/{id}", "GET, DELETE")
                     .route(web::get().to(sessions::describe))

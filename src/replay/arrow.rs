@@ -84,12 +84,13 @@ fn to_io(e: arrow_schema::ArrowError) -> io::Error {
     io::Error::other(e)
 }
 
-/// Writes the events with simulation time in [a, b) that pass `filter`, `shift` seconds
-/// added to their `ts`, as an Arrow IPC stream. Returns how many were written.
+/// Writes the events with simulation time in each window [a, b), in turn, that pass
+/// `filter`, `shift` seconds added to their `ts`, as one Arrow IPC stream. Returns how many
+/// were written.
 pub fn write_arrow_stream(
     ds: &Dataset,
     timeline: &Timeline,
-    (a, b): (i64, i64),
+    windows: &[(i64, i64)],
     shift: i64,
     filter: Filter,
     out: &mut dyn Write,
@@ -99,32 +100,34 @@ pub fn write_arrow_stream(
     let (mut scratch, mut field) = (Vec::new(), Vec::new());
     let mut written = 0u64;
     let mut failed = None;
-    timeline.for_each_event(ds, a, b, shift, |pos, event_shift| {
-        if failed.is_some()
-            || !filter.matches(ds.events.location_id(pos), ds.events.event_type(pos))
-        {
-            return;
-        }
-        let f = EventFields::of(&ds.events, pos, event_shift);
-        cols.event_id.append_value(text(&f.event_id));
-        cols.event_type.append_value(f.event_type.name());
-        cols.ts.append_value(text(&f.ts));
-        cols.location_id.append_value(i32::from(f.location_id));
-        field.clear();
-        f.write_order_id(&mut field);
-        cols.order_id.append_value(text(&field));
-        cols.sequence.append_value(f.sequence as i32);
-        field.clear();
-        write_body_text(&ds.events, pos, &mut scratch, &mut field);
-        cols.body.append_value(text(&field));
-        cols.rows += 1;
-        written += 1;
-        if cols.rows == BATCH_ROWS
-            && let Err(e) = writer.write(&cols.finish())
-        {
-            failed = Some(e);
-        }
-    });
+    for &(a, b) in windows {
+        timeline.for_each_event(ds, a, b, shift, |pos, event_shift| {
+            if failed.is_some()
+                || !filter.matches(ds.events.location_id(pos), ds.events.event_type(pos))
+            {
+                return;
+            }
+            let f = EventFields::of(&ds.events, pos, event_shift);
+            cols.event_id.append_value(text(&f.event_id));
+            cols.event_type.append_value(f.event_type.name());
+            cols.ts.append_value(text(&f.ts));
+            cols.location_id.append_value(i32::from(f.location_id));
+            field.clear();
+            f.write_order_id(&mut field);
+            cols.order_id.append_value(text(&field));
+            cols.sequence.append_value(f.sequence as i32);
+            field.clear();
+            write_body_text(&ds.events, pos, &mut scratch, &mut field);
+            cols.body.append_value(text(&field));
+            cols.rows += 1;
+            written += 1;
+            if cols.rows == BATCH_ROWS
+                && let Err(e) = writer.write(&cols.finish())
+            {
+                failed = Some(e);
+            }
+        });
+    }
     if let Some(e) = failed {
         return Err(to_io(e));
     }

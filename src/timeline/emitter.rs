@@ -6,8 +6,9 @@
 /// ignores it, so an emitter takes only what it needs (the publisher takes windows only).
 pub trait Emitter: Send + Sync {
     /// The runs of simulation time emitted before this process (by the process it
-    /// continues, or the other replicas), and where this one starts.
-    fn set_history(&self, _runs: Vec<(i64, i64)>, _cursor: i64) {}
+    /// continues, or the other replicas), the seconds emitted in runs no longer kept
+    /// before them, and where this one starts.
+    fn set_history(&self, _runs: Vec<(i64, i64)>, _before: i64, _cursor: i64) {}
     /// A new run of emitted time starts at `sim` (the clock started, or was sought).
     fn start_run(&self, _sim: i64) {}
     /// The events of simulation time [a, b) are due.
