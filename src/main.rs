@@ -73,7 +73,8 @@ enum Command {
         start: Option<String>,
         #[command(flatten)]
         window: WindowRule,
-        /// Print the dataset's bounds instead: {"start": .., "end": ..} (Unix seconds).
+        /// Print the dataset's bounds instead: {"start": .., "end": ..} (Unix seconds), its
+        /// days and its tag.
         #[arg(long, conflicts_with = "start")]
         bounds: bool,
     },
@@ -340,7 +341,12 @@ fn run(cli: Cli, token_from_env: bool) -> anyhow::Result<()> {
             if bounds {
                 println!(
                     "{}",
-                    serde_json::json!({"start": ds.start(), "end": ds.end(), "days": ds.days()})
+                    serde_json::json!({
+                        "start": ds.start(),
+                        "end": ds.end(),
+                        "days": ds.days(),
+                        "dataset": ds.fingerprint.chars().take(8).collect::<String>(),
+                    })
                 );
                 return Ok(());
             }

@@ -139,3 +139,108 @@ fn the_example_notebook_runs_with_the_one_import_changed() {
         "{stdout}"
     );
 }
+
+#[test]
+fn queries_on_a_live_clock_hold_what_an_sse_client_got_through_its_changes() {
+    use common::live::{LiveServer, SseClient};
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::Duration;
+    let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
+    let (dataset, _) = common::generated_dataset("spark_live_dataset", 3, 9);
+    let day1 = 1_704_067_200 + 86_400;
+    let server = LiveServer::start(&dataset, &["--paused", "--start-day", "1"]);
+    server.control(&format!(
+        "{{\"seek\": {}, \"paused\": true}}",
+        day1 + 12 * 3600
+    ));
+    let mut sse = SseClient::connect(server.addr, "/v1/events?location_id=1", None);
+    let work = common::scratch_dir("spark_live_work");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut python = Command::new(common::python())
+        .arg(root.join("tests/python/spark_source.py"))
+        .args(["live", &format!("http://{}", server.addr)])
+        .arg(&work)
+        .arg(&dataset)
+        .arg("1")
+        .env("PYTHONPATH", root.join("python"))
+        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+        .env("PYSPARK_PYTHON", common::python())
+        .env("TZ", "UTC")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(python.stdout.take().unwrap()).lines();
+    let mut said = |what: &str| loop {
+        let line = lines.next().expect("the query's output").unwrap();
+        if line == what {
+            return;
+        }
+        assert!(!line.starts_with("FAILED"), "{line}");
+    };
+    said("started");
+    // The presenter drives the clock: 3600x, a pause, a resume, a seek back by an hour, a
+    // seek forward by a day.
+    let seek = |t: i64| format!("{{\"seek\": {t}}}");
+    for (body, ms) in [
+        (r#"{"speed": 3600, "paused": false}"#.to_string(), 1200),
+        (r#"{"paused": true}"#.to_string(), 700),
+        (r#"{"paused": false}"#.to_string(), 700),
+        (seek(day1 + 12 * 3600), 900),
+        (seek(day1 + 86_400 + 13 * 3600), 900),
+        (r#"{"paused": true}"#.to_string(), 0),
+    ] {
+        server.control(&body);
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    let (_, emitted) = server.get("/v1/emitted");
+    let emitted: serde_json::Value = serde_json::from_str(&emitted).unwrap();
+    let mut stdin = python.stdin.take().unwrap();
+    writeln!(stdin, "stop {}", emitted["emitted"]).unwrap();
+    said("stopped");
+    assert!(python.wait().unwrap().success());
+    // What the SSE client got over the same span.
+    sse.stream
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut want = Vec::new();
+    while let Some(m) = sse.next() {
+        if m.id.is_some() {
+            want.push(serde_json::from_str::<serde_json::Value>(&m.data).unwrap());
+        }
+    }
+    let ids = |events: &[serde_json::Value]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let distinct: std::collections::HashSet<String> = ids(&want).into_iter().collect();
+    assert!(want.len() > 100, "a busy span: {}", want.len());
+    assert!(
+        distinct.len() < want.len(),
+        "the seek back sent events again"
+    );
+    for query in ["server", "local"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(work.join(query))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let mut got = Vec::new();
+        for file in files {
+            for line in std::fs::read_to_string(file).unwrap().lines() {
+                got.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
+            }
+        }
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{query}: as many events as the SSE client"
+        );
+        assert!(
+            got == want,
+            "{query}: the same events, field for field, in the same order"
+        );
+    }
+}

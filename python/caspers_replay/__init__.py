@@ -10,6 +10,12 @@ Options (as the seed's): datasetPath, simulationStartDay (default 20), speedMult
 (default 1.0); and loop, shiftToToday (true/false), now (pins the wall clock, RFC 3339),
 locationId (one id or several, comma-separated: filtered in the engine) and numPartitions
 (how many Spark tasks read a long window, default 2).
+
+On a live server's clock instead of the source's own: clock (the server's URL, or a
+session's, http://HOST:PORT/v1/sessions/ID) and clockTimeoutSeconds (how long to wait for
+an unreachable server, default 60). Each micro-batch then holds what the server emitted
+since the last one, as its SSE subscribers with the same locationId got it: nothing while
+the presenter pauses, more at a higher speed, and a seek's new place.
 """
 
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from pyspark.sql.datasource import (
 )
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
+from . import _clock
 from ._engine import CaspersError, offset_args, read_batches, run_json
 
 __all__ = ["CaspersDataSource", "CaspersError", "SCHEMA"]
@@ -53,6 +60,13 @@ def _flag(options, name: str) -> bool:
     return value == "true"
 
 
+#: Every option the source knows.
+KNOWN_OPTIONS = ("datasetPath", "simulationStartDay", "speedMultiplier", "loop", "shiftToToday",
+                 "now", "locationId", "numPartitions", "clock", "clockTimeoutSeconds")
+#: The options that shape the source's own clock, which `clock` replaces.
+_OWN_CLOCK = ("simulationStartDay", "speedMultiplier", "shiftToToday", "now", "loop")
+
+
 @dataclass(frozen=True)
 class Options:
     dataset: str
@@ -63,9 +77,29 @@ class Options:
     now: Optional[str]
     location_ids: Optional[str]
     partitions: int
+    clock: Optional[str]
+    clock_timeout: float
 
     @staticmethod
     def parse(options) -> "Options":
+        known = {k.lower(): k for k in KNOWN_OPTIONS}
+        for name in options.keys():
+            if name.lower() not in known and name.lower() != "path":
+                raise CaspersError(
+                    f"unknown option {name!r}: the caspers source knows {', '.join(KNOWN_OPTIONS)}")
+        clock = options.get("clock")
+        if clock is not None:
+            for name in _OWN_CLOCK:
+                if options.get(name) is not None:
+                    raise CaspersError(
+                        f"options clock and {name} contradict: with clock, the server's clock "
+                        f"sets the time; leave {name} out")
+            _clock.prefix_of(str(clock))
+        timeout_text = str(options.get("clockTimeoutSeconds", "60")).strip()
+        try:
+            clock_timeout = float(timeout_text)
+        except ValueError:
+            raise _bad("clockTimeoutSeconds", timeout_text, "a number of seconds") from None
         day = str(options.get("simulationStartDay", "20")).strip()
         if not day.isdigit():
             raise _bad("simulationStartDay", day, "a day of the dataset (0, 1, ...)")
@@ -94,6 +128,8 @@ class Options:
             now=options.get("now"),
             location_ids=locations,
             partitions=int(parts),
+            clock=str(clock) if clock is not None else None,
+            clock_timeout=clock_timeout,
         )
 
     def offset_args(self) -> List[str]:
@@ -118,6 +154,32 @@ class Window(InputPartition):
         return read_batches(args)
 
 
+class Span(InputPartition):
+    """Emission counts [start, end) of a live server's clock, for one task: read from the
+    server, or, with datasetPath, from the local dataset's windows of simulation time that
+    the span covers (`windows`, planned from the server's runs)."""
+
+    def __init__(self, start: int, end: int, opts: Options, windows=None, looping=False):
+        super().__init__((start, end))
+        self.start, self.end, self.opts = start, end, opts
+        self.windows, self.looping = windows, looping
+
+    def read(self) -> Iterator["pyarrow.RecordBatch"]:  # noqa: F821
+        if self.windows is None:
+            return _clock.read_span(self.opts.clock, self.start, self.end,
+                                    self.opts.location_ids, self.opts.clock_timeout)
+        return self._read_local()
+
+    def _read_local(self):
+        for a, b in self.windows:
+            args = ["--dataset", self.opts.dataset, "--from", str(a), "--to", str(b)]
+            if self.looping:
+                args.append("--loop")
+            if self.opts.location_ids:
+                args += ["--location-id", self.opts.location_ids]
+            yield from read_batches(args)
+
+
 def _split(start: int, end: int, shift: int, opts: Options) -> List[Window]:
     """[start, end) in up to numPartitions slices of time, in order (the output keeps it)."""
     if end <= start:
@@ -135,16 +197,78 @@ class CaspersStreamReader(DataSourceStreamReader):
 
     def __init__(self, options):
         self.opts = Options.parse(options)
+        self.local = options.get("datasetPath") is not None
+        self.answer = None
+
+    def _live_offset(self) -> dict:
+        self.answer = _clock.emitted(self.opts.clock, self.opts.clock_timeout)
+        if self.local:
+            here = run_json(["spark-offset", "--dataset", self.opts.dataset, "--bounds"])["dataset"]
+            if here != self.answer["dataset"]:
+                raise CaspersError(
+                    f"datasetPath {self.opts.dataset} is dataset {here}, and the server at "
+                    f"{self.opts.clock} serves dataset {self.answer['dataset']}: give the "
+                    f"server's dataset, or leave datasetPath out to read from the server")
+        return {"clock": self.opts.clock, "dataset": self.answer["dataset"],
+                "emitted": int(self.answer["emitted"])}
+
+    def _local_windows(self, start: int, end: int) -> list:
+        """The windows of simulation time that emission counts [start, end) cover."""
+        runs = (self.answer or _clock.emitted(self.opts.clock, self.opts.clock_timeout))["runs"]
+        if start < end and (not runs or start < runs[0][2]):
+            raise CaspersError(
+                f"emission {start} is older than the runs the server at {self.opts.clock} keeps")
+        windows = []
+        for a, b, at in runs:
+            lo, hi = max(start, at), min(end, at + b - a)
+            if lo < hi:
+                windows.append((a + lo - at, a + hi - at))
+        return windows
 
     def initialOffset(self) -> dict:
+        if self.opts.clock:
+            # What the server emits from now on, as a stream subscriber connecting now.
+            return self._live_offset()
         return run_json(self.opts.offset_args())
 
     def latestOffset(self, start: dict = None, limit=None) -> dict:
         if start is None:
             raise CaspersError("this source needs Spark 4.2 or later (latestOffset(start, limit))")
+        if self.opts.clock:
+            if "emitted" not in start:
+                raise CaspersError(
+                    "the checkpoint's offsets are the source's own clock's, not a server's: "
+                    "use a new checkpointLocation for option clock")
+            now = self._live_offset()
+            if start["clock"] != now["clock"]:
+                raise CaspersError(
+                    f"the checkpoint follows the clock at {start['clock']}, not {now['clock']}: "
+                    f"use a new checkpointLocation")
+            if start["dataset"] != now["dataset"]:
+                raise CaspersError(
+                    f"the server at {now['clock']} now serves dataset {now['dataset']}, and the "
+                    f"checkpoint's offsets are of dataset {start['dataset']}")
+            if now["emitted"] < start["emitted"]:
+                raise CaspersError(
+                    f"the clock at {now['clock']} has emitted less ({now['emitted']}) than the "
+                    f"checkpoint says it had ({start['emitted']}): it is another clock")
+            return now
+        if "simulation_seconds" not in start:
+            raise CaspersError(
+                "the checkpoint's offsets follow a server's clock: give option clock, or use "
+                "a new checkpointLocation")
         return run_json(self.opts.offset_args() + ["--start", _json(start)])
 
-    def partitions(self, start: dict, end: dict) -> List[Window]:
+    def partitions(self, start: dict, end: dict) -> list:
+        if self.opts.clock:
+            a, b = start["emitted"], end["emitted"]
+            cuts = list(range(a, b, _clock.MAX_SPAN)) + [b]
+            spans = zip(cuts, cuts[1:])
+            if self.local:
+                looping = bool((self.answer or {}).get("clock", {}).get("loop"))
+                return [Span(x, y, self.opts, self._local_windows(x, y), looping)
+                        for x, y in spans if y > x]
+            return [Span(x, y, self.opts) for x, y in spans if y > x]
         return _split(start["simulation_seconds"], end["simulation_seconds"],
                       end["shift_seconds"], self.opts)
 
@@ -162,6 +286,8 @@ class CaspersBatchReader(DataSourceReader):
         self.opts = Options.parse(options)
 
     def partitions(self) -> List[Window]:
+        if self.opts.clock:
+            raise CaspersError("option clock is for spark.readStream (a live clock has no end)")
         bounds = run_json(["spark-offset", "--dataset", self.opts.dataset, "--bounds"])
         return _split(bounds["start"], bounds["end"], 0, self.opts)
 

@@ -8,6 +8,11 @@ usage: python3 spark_source.py CASE ARGS...
   query DATASET WORK                    (the killed test's child: one availableNow run)
   batch DATASET                         spark.read with locationId returns that location
   errors DATASET BAD_DATASET            clear errors for a bad path, option and dataset
+  live URL WORK DATASET LOCATIONS       two queries on a live server's clock (one reading
+                                        from the server, one from datasetPath): prints
+                                        `started`, then on `stop N` waits until both have
+                                        read emission N, stops them and prints `stopped`;
+                                        each batch's rows go to WORK/<query>/<batch>.jsonl
 Prints what it checked; exits non-zero on the first failure.
 """
 
@@ -209,6 +214,18 @@ def errors(dataset, bad_dataset):
         return lambda: run_available_now(spark, path, "/tmp/caspers-errors-" + str(os.getpid()),
                                          {**SOURCE_OPTIONS, **options})
 
+    def live_run(**options):
+        def run():
+            reader = spark.readStream.format("caspers")
+            for k, v in options.items():
+                reader = reader.option(k, v)
+            work = "/tmp/caspers-errors-live-" + str(os.getpid())
+            query = (reader.load().writeStream.format("json").option("path", work + "/out")
+                     .option("checkpointLocation", work + "/checkpoint")
+                     .trigger(availableNow=True).start())
+            query.awaitTermination()
+        return run
+
     for what, fn, expected in [
         ("a missing dataset (batch)", batch_read("/nonexistent/caspers"), "no such dataset directory"),
         ("a missing dataset (stream)", stream_run("/nonexistent/caspers"), "no such dataset directory"),
@@ -217,6 +234,13 @@ def errors(dataset, bad_dataset):
         ("a start day outside the dataset", stream_run(dataset, simulationStartDay="400"),
          "simulationStartDay 400 is outside the dataset"),
         ("a damaged dataset", batch_read(bad_dataset), "events.parquet"),
+        ("an unknown option", batch_read(dataset, speedMultiplyer="2"),
+         "unknown option 'speedmultiplyer': the caspers source knows"),
+        ("clock with the source's own clock", stream_run(dataset, clock="http://127.0.0.1:9"),
+         "options clock and simulationStartDay contradict"),
+        ("a clock that is not a URL", live_run(clock="127.0.0.1:9"), "option clock: expected"),
+        ("an unreachable server", live_run(clock="http://127.0.0.1:9", clockTimeoutSeconds="1"),
+         "the server at http://127.0.0.1:9 did not answer for 1 s (last error:"),
     ]:
         text = message(fn)
         check(text is not None and expected in text,
@@ -224,6 +248,52 @@ def errors(dataset, bad_dataset):
     spark.stop()
 
 
+def live(url, work, dataset, locations):
+    spark = session()
+    queries = {}
+    for name, extra in [("server", {}), ("local", {"datasetPath": dataset})]:
+        reader = (spark.readStream.format("caspers").option("clock", url)
+                  .option("locationId", locations))
+        for k, v in extra.items():
+            reader = reader.option(k, v)
+        out = os.path.join(work, name)
+        os.makedirs(out, exist_ok=True)
+
+        def write(df, batch_id, out=out):
+            rows = df.collect()
+            with open(os.path.join(out, f"{batch_id:06d}.jsonl"), "w") as f:
+                for r in rows:
+                    f.write(json.dumps(r.asDict()) + "\n")
+
+        queries[name] = (reader.load().writeStream.foreachBatch(write)
+                         .option("checkpointLocation", os.path.join(work, name + "-checkpoint"))
+                         .trigger(processingTime="300 milliseconds").start())
+
+    def emitted_read(query):
+        progress = query.lastProgress
+        if not progress:
+            return None
+        end = progress["sources"][0]["endOffset"]
+        end = json.loads(end) if isinstance(end, str) else end
+        return end["emitted"] if end else None
+
+    deadline = time.time() + 120
+    while any(emitted_read(q) is None for q in queries.values()):
+        check(time.time() < deadline, "both queries started")
+        time.sleep(0.1)
+    print("started", flush=True)
+    target = int(sys.stdin.readline().split()[1])
+    deadline = time.time() + 120
+    while any((emitted_read(q) or 0) < target for q in queries.values()):
+        check(time.time() < deadline, f"both queries read up to emission {target}")
+        time.sleep(0.1)
+    for q in queries.values():
+        q.stop()
+    print("stopped", flush=True)
+    spark.stop()
+
+
 if __name__ == "__main__":
     case, args = sys.argv[1], sys.argv[2:]
-    {"seed-runs": seed_runs, "killed": killed, "query": query, "batch": batch, "errors": errors}[case](*args)
+    {"seed-runs": seed_runs, "killed": killed, "query": query, "batch": batch, "errors": errors,
+     "live": live}[case](*args)
