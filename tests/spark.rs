@@ -140,10 +140,173 @@ fn the_example_notebook_runs_with_the_one_import_changed() {
     );
 }
 
+/// The `live` case of spark_source.py against the clock at `url`: started, then stopped
+/// once both queries have read what the clock emitted by then.
+struct LiveQueries {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    work: PathBuf,
+}
+
+impl LiveQueries {
+    fn start(url: &str, dataset: &Path, work: PathBuf) -> LiveQueries {
+        use std::io::BufRead;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(common::python())
+            .arg(root.join("tests/python/spark_source.py"))
+            .args(["live", url])
+            .arg(&work)
+            .arg(dataset)
+            .arg("1")
+            .env("PYTHONPATH", root.join("python"))
+            .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+            .env("PYSPARK_PYTHON", common::python())
+            .env("TZ", "UTC")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut q = LiveQueries { child, lines, work };
+        q.said("started");
+        q
+    }
+
+    fn said(&mut self, what: &str) {
+        loop {
+            let line = self.lines.next().expect("the queries' output").unwrap();
+            if line == what {
+                return;
+            }
+            assert!(!line.starts_with("FAILED"), "{line}");
+        }
+    }
+
+    /// Stops both queries once they have read emission `emitted`; what each wrote, in
+    /// order, by query.
+    fn stop(mut self, emitted: &serde_json::Value) -> Vec<(&'static str, Vec<serde_json::Value>)> {
+        use std::io::Write;
+        let mut stdin = self.child.stdin.take().unwrap();
+        writeln!(stdin, "stop {emitted}").unwrap();
+        self.said("stopped");
+        assert!(self.child.wait().unwrap().success());
+        ["server", "local"]
+            .into_iter()
+            .map(|query| {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(self.work.join(query))
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect();
+                files.sort();
+                let mut got = Vec::new();
+                for file in files {
+                    for line in std::fs::read_to_string(file).unwrap().lines() {
+                        got.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
+                    }
+                }
+                (query, got)
+            })
+            .collect()
+    }
+}
+
+/// The events an SSE client receives until nothing more comes for a moment, with their
+/// positions.
+fn sse_events(sse: &mut common::live::SseClient) -> Vec<(String, serde_json::Value)> {
+    sse.stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(m) = sse.next() {
+        if let Some(id) = m.id {
+            events.push((
+                id,
+                serde_json::from_str::<serde_json::Value>(&m.data).unwrap(),
+            ));
+        }
+    }
+    events
+}
+
+#[test]
+fn a_query_on_a_session_follows_it_not_the_shared_clock_across_a_server_kill_9() {
+    use common::live::{LiveServer, SseClient, request};
+    let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
+    let (dataset, _) = common::generated_dataset("spark_live_dataset", 3, 9);
+    let day1 = 1_704_067_200 + 86_400;
+    let state = common::scratch_dir("spark_session_state").join("clock.json");
+    let state = state.to_str().unwrap().to_string();
+    let args = ["--paused", "--start-day", "1", "--state", state.as_str()];
+    let mut server = LiveServer::start(&dataset, &args);
+    let addr = server.addr.to_string();
+    let (status, made) = request(
+        server.addr,
+        "POST",
+        "/v1/sessions",
+        &[],
+        &format!(
+            "{{\"start\": \"{}\", \"paused\": true}}",
+            caspers_replay::time::format_rfc3339(day1 + 18 * 3600)
+        ),
+    );
+    assert_eq!(status, 201, "{made}");
+    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
+    let session = made["urls"]["session"].as_str().unwrap().to_string();
+    let owner = format!("Bearer {}", made["token"].as_str().unwrap());
+    let step = |server: &LiveServer| {
+        let (status, text) = request(
+            server.addr,
+            "POST",
+            &format!("{session}/clock"),
+            &[("Authorization", &owner)],
+            r#"{"step": 900}"#,
+        );
+        assert_eq!(status, 200, "{text}");
+    };
+    let path = format!("{session}/events?location_id=1");
+    let mut sse = SseClient::connect(server.addr, &path, None);
+    let queries = LiveQueries::start(
+        &format!("http://{addr}{session}"),
+        &dataset,
+        common::scratch_dir("spark_session_work"),
+    );
+    // The shared clock runs meanwhile: the queries must not follow it.
+    server.control(r#"{"speed": 3600, "paused": false}"#);
+    step(&server);
+    let mut want = sse_events(&mut sse);
+    // The server is killed and comes back on the same address with the same state.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let server = LiveServer::start_at(&dataset, &addr, &args);
+    let last = want.len();
+    let mut sse = SseClient::connect(server.addr, &path, Some(&want.last().unwrap().0));
+    step(&server);
+    want.extend(sse_events(&mut sse));
+    assert!(
+        want.len() > last && last > 10,
+        "events before and after the kill: {last}, {}",
+        want.len()
+    );
+    let (_, emitted) = server.get(&format!("{session}/emitted"));
+    let emitted: serde_json::Value = serde_json::from_str(&emitted).unwrap();
+    let want: Vec<serde_json::Value> = want.into_iter().map(|e| e.1).collect();
+    for (query, got) in queries.stop(&emitted["emitted"]) {
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{query}: as many events as the SSE client"
+        );
+        assert!(
+            got == want,
+            "{query}: the session's events, in order, across the kill"
+        );
+    }
+}
+
 #[test]
 fn queries_on_a_live_clock_hold_what_an_sse_client_got_through_its_changes() {
     use common::live::{LiveServer, SseClient};
-    use std::io::{BufRead, BufReader, Write};
     use std::time::Duration;
     let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
     let (dataset, _) = common::generated_dataset("spark_live_dataset", 3, 9);
@@ -154,31 +317,11 @@ fn queries_on_a_live_clock_hold_what_an_sse_client_got_through_its_changes() {
         day1 + 12 * 3600
     ));
     let mut sse = SseClient::connect(server.addr, "/v1/events?location_id=1", None);
-    let work = common::scratch_dir("spark_live_work");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut python = Command::new(common::python())
-        .arg(root.join("tests/python/spark_source.py"))
-        .args(["live", &format!("http://{}", server.addr)])
-        .arg(&work)
-        .arg(&dataset)
-        .arg("1")
-        .env("PYTHONPATH", root.join("python"))
-        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
-        .env("PYSPARK_PYTHON", common::python())
-        .env("TZ", "UTC")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut lines = BufReader::new(python.stdout.take().unwrap()).lines();
-    let mut said = |what: &str| loop {
-        let line = lines.next().expect("the query's output").unwrap();
-        if line == what {
-            return;
-        }
-        assert!(!line.starts_with("FAILED"), "{line}");
-    };
-    said("started");
+    let queries = LiveQueries::start(
+        &format!("http://{}", server.addr),
+        &dataset,
+        common::scratch_dir("spark_live_work"),
+    );
     // The presenter drives the clock: 3600x, a pause, a resume, a seek back by an hour, a
     // seek forward by a day.
     let seek = |t: i64| format!("{{\"seek\": {t}}}");
@@ -193,46 +336,19 @@ fn queries_on_a_live_clock_hold_what_an_sse_client_got_through_its_changes() {
         server.control(&body);
         std::thread::sleep(Duration::from_millis(ms));
     }
-    let (_, emitted) = server.get("/v1/emitted");
-    let emitted: serde_json::Value = serde_json::from_str(&emitted).unwrap();
-    let mut stdin = python.stdin.take().unwrap();
-    writeln!(stdin, "stop {}", emitted["emitted"]).unwrap();
-    said("stopped");
-    assert!(python.wait().unwrap().success());
-    // What the SSE client got over the same span.
-    sse.stream
-        .set_read_timeout(Some(Duration::from_millis(1500)))
-        .unwrap();
-    let mut want = Vec::new();
-    while let Some(m) = sse.next() {
-        if m.id.is_some() {
-            want.push(serde_json::from_str::<serde_json::Value>(&m.data).unwrap());
-        }
-    }
-    let ids = |events: &[serde_json::Value]| -> Vec<String> {
-        events
-            .iter()
-            .map(|e| e["event_id"].as_str().unwrap().to_string())
-            .collect()
-    };
-    let distinct: std::collections::HashSet<String> = ids(&want).into_iter().collect();
+    let want: Vec<serde_json::Value> = sse_events(&mut sse).into_iter().map(|e| e.1).collect();
+    let distinct: std::collections::HashSet<&str> = want
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
     assert!(want.len() > 100, "a busy span: {}", want.len());
     assert!(
         distinct.len() < want.len(),
         "the seek back sent events again"
     );
-    for query in ["server", "local"] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(work.join(query))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        let mut got = Vec::new();
-        for file in files {
-            for line in std::fs::read_to_string(file).unwrap().lines() {
-                got.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
-            }
-        }
+    let (_, emitted) = server.get("/v1/emitted");
+    let emitted: serde_json::Value = serde_json::from_str(&emitted).unwrap();
+    for (query, got) in queries.stop(&emitted["emitted"]) {
         assert_eq!(
             got.len(),
             want.len(),
