@@ -360,3 +360,28 @@ fn queries_on_a_live_clock_hold_what_an_sse_client_got_through_its_changes() {
         );
     }
 }
+
+#[test]
+fn a_query_on_a_live_clock_killed_mid_batch_ends_with_every_event_once() {
+    use common::live::{LiveServer, TOKEN};
+    let (dataset, _) = common::generated_dataset("spark_live_dataset", 3, 9);
+    let server = LiveServer::start(&dataset, &["--paused", "--start-day", "1"]);
+    server.control(&format!(
+        "{{\"seek\": {}, \"paused\": true}}",
+        1_704_067_200 + 86_400 + 12 * 3600
+    ));
+    let work = common::scratch_dir("spark_live_killed");
+    let url = format!("http://{}", server.addr);
+    let url = std::ffi::OsString::from(url);
+    let token = std::ffi::OsString::from(TOKEN);
+    let out = run_python(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/spark_source.py"),
+        &[
+            std::ffi::OsStr::new("live-killed"),
+            &url,
+            &token,
+            work.as_os_str(),
+        ],
+    );
+    assert!(out.contains("ok: every event of the span once"), "{out}");
+}

@@ -174,6 +174,68 @@ def killed(dataset, work):
     spark.stop()
 
 
+def live_query(url, work, trigger):
+    """(The live-killed test's child: a query on the clock at URL into a file sink.)"""
+    spark = session()
+    writer = (spark.readStream.format("caspers").option("clock", url).load().writeStream
+              .format("json").option("path", os.path.join(work, "out"))
+              .option("checkpointLocation", os.path.join(work, "checkpoint")))
+    if trigger == "once":
+        writer.trigger(availableNow=True).start().awaitTermination()
+    else:
+        writer.trigger(processingTime="500 milliseconds").start().awaitTermination()
+    spark.stop()
+
+
+def live_killed(url, token, work):
+    """A query on a live clock killed mid-batch and restarted on its checkpoint: its file
+    sink holds every event the clock emitted over the span once."""
+    import urllib.request
+
+    def clock(change):
+        req = urllib.request.Request(f"{url}/v1/clock", data=json.dumps(change).encode(),
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+
+    checkpoint = os.path.join(work, "checkpoint")
+    me = [sys.executable, os.path.abspath(__file__), "live-query", url, work]
+    child = subprocess.Popen(me + ["running"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    offsets = os.path.join(checkpoint, "offsets")
+    deadline = time.time() + 120
+    while not os.path.exists(os.path.join(offsets, "0")) and time.time() < deadline:
+        time.sleep(0.05)
+    check(os.path.exists(os.path.join(offsets, "0")), "the first batch was planned")
+    clock({"speed": 3600, "paused": False})
+    # Killed as soon as a batch with events is planned, before it commits.
+    while not os.path.exists(os.path.join(offsets, "2")) and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    clock({"paused": True})
+    check(not os.path.exists(os.path.join(checkpoint, "commits", "2")),
+          "the query was killed before its batch committed")
+    subprocess.run(me + ["once"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    batches = sorted(int(n) for n in os.listdir(offsets) if n.isdigit())
+    emitted = []
+    for n in (batches[0], batches[-1]):
+        with open(os.path.join(offsets, str(n))) as f:
+            emitted.append(json.loads(f.read().splitlines()[-1])["emitted"])
+    check(all(os.path.exists(os.path.join(checkpoint, "commits", str(n))) for n in batches),
+          f"the restarted query committed every batch ({batches})")
+    spark = session()
+    got = [r.event_id for r in spark.read.json(os.path.join(work, "out")).select("event_id").collect()]
+    import pyarrow.ipc
+
+    with urllib.request.urlopen(f"{url}/v1/history?from={emitted[0]}&to={emitted[1]}") as r:
+        want = pyarrow.ipc.open_stream(r.read()).read_all().column("event_id").to_pylist()
+    check(len(want) > 100, f"the span holds events ({len(want)})")
+    check(len(got) == len(set(got)), f"no event twice ({len(got)} rows, {len(set(got))} distinct)")
+    check(sorted(got) == sorted(want), f"every event of the span once ({len(got)} of {len(want)})")
+    spark.stop()
+
+
 def batch(dataset):
     spark = session()
     df = spark.read.format("caspers").option("datasetPath", dataset).option("locationId", "2").load()
@@ -296,4 +358,4 @@ def live(url, work, dataset, locations):
 if __name__ == "__main__":
     case, args = sys.argv[1], sys.argv[2:]
     {"seed-runs": seed_runs, "killed": killed, "query": query, "batch": batch, "errors": errors,
-     "live": live}[case](*args)
+     "live": live, "live-query": live_query, "live-killed": live_killed}[case](*args)
