@@ -46,15 +46,22 @@ def show(batch, batch_id):
 query = (reader.load().writeStream.foreachBatch(show)
          .option("checkpointLocation", tempfile.mkdtemp(prefix="caspers-live-"))
          .trigger(processingTime="1 second").start())
-deadline = time.time() + args.seconds
+
+
+def emitted(offset):
+    """An offset's emission count (Spark reports offsets as JSON text, or null)."""
+    offset = json.loads(offset) if isinstance(offset, str) else offset
+    return (offset or {}).get("emitted")
+
+
+deadline, shown = time.time() + args.seconds, None
 while time.time() < deadline and query.isActive:
-    time.sleep(1)
+    time.sleep(0.5)
     progress = query.lastProgress
-    if progress:
+    if progress and progress["batchId"] != shown:
+        shown = progress["batchId"]
         source = progress["sources"][0]
-        start, end = source.get("startOffset"), source.get("endOffset")
-        span = [json.loads(o)["emitted"] if isinstance(o, str) else (o or {}).get("emitted")
-                for o in (start, end)]
-        print(f"  emission {span[0]} .. {span[1]}", flush=True)
+        print(f"  batch {shown} covered emission {emitted(source['startOffset'])} .. "
+              f"{emitted(source['endOffset'])}", flush=True)
 query.stop()
 spark.stop()
