@@ -5,6 +5,8 @@
 //! in .venv). The seed's row needs the seed's notebook, which is not in this repository:
 //! `CASPERS_SEED_NOTEBOOK=PATH/canonical_data_replay_notebook.txt cargo bench --bench spark`;
 //! without it the bench runs the other rows and says what to set.
+//! `cargo bench --bench spark -- --live`: the source on a live server's clock against its
+//! own clock (benches/spark_live.py).
 
 mod common;
 
@@ -36,8 +38,66 @@ fn run(which: &str, start_day: &str, dataset: &Path, out: &Path) -> serde_json::
     serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the run's figures")
 }
 
+/// `--live`: the source on a running server's clock (3600x from the Friday dinner peak)
+/// against the same query on its own clock, in the same Spark, each for 20 s with a 1 s
+/// trigger: rows/s and the delay from the clock passing an event to the sink.
+fn live(dataset: &Path) {
+    const TOKEN: &str = "spark-bench-token";
+    let (mut server, addr) = common::start_server(
+        dataset,
+        &["--paused", "--control-token", TOKEN, "--speed", "3600"],
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(common::python())
+        .arg(root.join("benches/spark_live.py"))
+        .arg(format!("http://{addr}"))
+        .arg(TOKEN)
+        .arg(dataset)
+        .arg("20")
+        .env("PYTHONPATH", root.join("python"))
+        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+        .env("PYSPARK_PYTHON", common::python())
+        .env("TZ", "UTC")
+        .output()
+        .expect("python3");
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let runs: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the run's figures");
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    println!("live: 3600x from 2024-02-02 17:30, one location, 1 s trigger, 20 s each:");
+    for v in runs.as_array().unwrap() {
+        println!(
+            "  {:>28}: {} rows, {:.0} rows/s; delay from the clock to the sink p50 {:.2} s, p99 {:.2} s; Spark's empty micro-batch {:.2} s (median of {})",
+            v["query"].as_str().unwrap_or(""),
+            v["rows"],
+            f(v, "rows_per_s"),
+            f(v, "delay_p50"),
+            f(v, "delay_p99"),
+            f(v, "empty_batch"),
+            v["empty_batches"]
+        );
+    }
+    let server_clock = &runs[0];
+    println!(
+        "  server clock: delay / Spark's empty micro-batch: p50 {:.2}, p99 {:.2} (goal ≤ 1.5)",
+        f(server_clock, "delay_p50") / f(server_clock, "empty_batch"),
+        f(server_clock, "delay_p99") / f(server_clock, "empty_batch")
+    );
+}
+
 fn main() {
     let dataset = common::full_dataset();
+    if std::env::args().any(|a| a == "--live") {
+        live(&dataset);
+        return;
+    }
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR"));
     // The engine's index cache is built once beforehand, as a user's second run finds it.
     let _ = caspers_replay::dataset::Dataset::open(&dataset).expect("load");
