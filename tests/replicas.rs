@@ -480,3 +480,40 @@ fn a_session_made_on_one_replica_streams_from_the_other_and_a_client_moves_betwe
     );
     assert_eq!(a.get(&session).0, 410);
 }
+
+#[test]
+fn replicas_say_the_same_emission_count_and_runs() {
+    let nats = Nats::start("emitted");
+    let from = DAY1 + 12 * 3600;
+    let (a, b) = two_replicas_at(&nats, &[], from);
+    a.control(r#"{"speed": 3600, "paused": false}"#);
+    std::thread::sleep(Duration::from_millis(500));
+    a.control(&format!("{{\"seek\": {}}}", from - 3600));
+    std::thread::sleep(Duration::from_millis(500));
+    let paused = a.control(r#"{"paused": true}"#);
+    clock_becomes(&b, "B pauses with A", |c| {
+        c["sim_time"] == paused["sim_time"]
+    });
+    let emitted = |s: &LiveServer| -> serde_json::Value {
+        let mut e: serde_json::Value = serde_json::from_str(&s.get("/v1/emitted").1).unwrap();
+        e.as_object_mut().unwrap().remove("clock");
+        e
+    };
+    // Each replica emits what its clock passed; once paused they have passed the same.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while emitted(&a) != emitted(&b) {
+        assert!(
+            Instant::now() < deadline,
+            "{} vs {}",
+            emitted(&a),
+            emitted(&b)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let e = emitted(&a);
+    assert!(e["emitted"].as_i64().unwrap() > 3600, "{e}");
+    assert!(
+        e["runs"].as_array().unwrap().len() >= 2,
+        "the seek began a run: {e}"
+    );
+}

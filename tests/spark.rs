@@ -385,3 +385,25 @@ fn a_query_on_a_live_clock_killed_mid_batch_ends_with_every_event_once() {
     );
     assert!(out.contains("ok: every event of the span once"), "{out}");
 }
+
+#[test]
+fn a_live_clock_that_cannot_be_followed_is_a_one_line_error() {
+    use common::live::LiveServer;
+    let (dataset, _) = common::generated_dataset("spark_live_dataset", 3, 9);
+    let (other, _) = common::generated_dataset("spark_errors_dataset", 2, 5);
+    let server = LiveServer::start(&dataset, &["--paused", "--start-day", "1"]);
+    let url = std::ffi::OsString::from(format!("http://{}", server.addr));
+    let out = run_python(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/spark_source.py"),
+        &[
+            std::ffi::OsStr::new("live-errors"),
+            &url,
+            dataset.as_os_str(),
+            other.as_os_str(),
+        ],
+    );
+    assert!(
+        out.contains("ok: the server's own dataset is taken"),
+        "{out}"
+    );
+}

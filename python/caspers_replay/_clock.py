@@ -51,6 +51,10 @@ def _retrying(what: str, url: str, timeout: float, call):
         try:
             return call()
         except urllib.error.HTTPError as e:
+            if e.code == 404 and "/v1/sessions/" not in url:
+                raise CaspersError(
+                    f"option clock: {url} is not a caspers-replay server ({e.geturl()} "
+                    f"answered 404)") from None
             if e.code < 500:
                 raise CaspersError(f"{what} at {url}: {_refusal(e)}") from None
             last = f"HTTP {e.code}: {_refusal(e)}"

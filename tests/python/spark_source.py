@@ -23,6 +23,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 SOURCE_OPTIONS = {"simulationStartDay": "0", "speedMultiplier": "60"}
@@ -236,6 +237,62 @@ def live_killed(url, token, work):
     spark.stop()
 
 
+def live_errors(url, dataset, other_dataset):
+    """One-line errors for a live clock: an ended session, a session that never was, a
+    server that is not a caspers-replay one, another dataset."""
+    import http.server
+    import threading
+    import urllib.request
+
+    class NotOurs(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"hello": "world"}')
+
+        def log_message(self, *args):
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), NotOurs)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    req = urllib.request.Request(f"{url}/v1/sessions", data=b"{}", method="POST",
+                                 headers={"Content-Type": "application/json"})
+    made = json.loads(urllib.request.urlopen(req).read())
+    req = urllib.request.Request(f"{url}{made['urls']['session']}", method="DELETE",
+                                 headers={"Authorization": f"Bearer {made['token']}"})
+    urllib.request.urlopen(req).read()
+    spark = session()
+
+    def message(**options):
+        reader = spark.readStream.format("caspers")
+        for k, v in options.items():
+            reader = reader.option(k, v)
+        work = tempfile.mkdtemp(prefix="caspers-live-errors-")
+        try:
+            (reader.load().writeStream.format("json").option("path", work + "/out")
+             .option("checkpointLocation", work + "/checkpoint")
+             .trigger(availableNow=True).start().awaitTermination())
+        except Exception as e:  # Spark wraps what the source raised
+            return str(e)
+        return None
+
+    for what, options, expected in [
+        ("an ended session", {"clock": f"{url}{made['urls']['session']}"}, "has ended"),
+        ("a session that never was", {"clock": f"{url}/v1/sessions/nope"}, "no session nope"),
+        ("a server that is not caspers-replay",
+         {"clock": f"http://127.0.0.1:{other.server_port}"}, "is not a caspers-replay server"),
+        ("another dataset", {"clock": url, "datasetPath": other_dataset},
+         f"datasetPath {other_dataset} is dataset"),
+    ]:
+        text = message(**options)
+        check(text is not None and expected in text,
+              f"{what}: Spark's error says {expected!r}" + ("" if text and expected in text else f" ({text})"))
+    check(message(clock=url, datasetPath=dataset) is None, "the server's own dataset is taken")
+    spark.stop()
+    other.shutdown()
+
+
 def batch(dataset):
     spark = session()
     df = spark.read.format("caspers").option("datasetPath", dataset).option("locationId", "2").load()
@@ -358,4 +415,5 @@ def live(url, work, dataset, locations):
 if __name__ == "__main__":
     case, args = sys.argv[1], sys.argv[2:]
     {"seed-runs": seed_runs, "killed": killed, "query": query, "batch": batch, "errors": errors,
-     "live": live, "live-query": live_query, "live-killed": live_killed}[case](*args)
+     "live": live, "live-query": live_query, "live-killed": live_killed,
+     "live-errors": live_errors}[case](*args)
