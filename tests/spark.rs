@@ -10,10 +10,10 @@ use std::sync::Mutex;
 /// One Spark at a time: each is a JVM that wants both cores.
 static SPARK: Mutex<()> = Mutex::new(());
 
-fn spark_case(case: &str, args: &[&Path]) -> String {
+fn spark_case(case: &str, args: &[&std::ffi::OsStr]) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut all = vec![std::ffi::OsStr::new(case)];
-    all.extend(args.iter().map(|a| a.as_os_str()));
+    all.extend_from_slice(args);
     run_python(&root.join("tests/python/spark_source.py"), &all)
 }
 
@@ -68,7 +68,10 @@ fn three_pinned_available_now_runs_emit_what_the_seed_emitted() {
     let dataset = fixture_dataset();
     let work = common::scratch_dir("spark_seed_runs");
     let seed = common::fixtures_dir().join("seed_output_1day");
-    let out = spark_case("seed-runs", &[&dataset, &seed, &work]);
+    let out = spark_case(
+        "seed-runs",
+        &[dataset.as_os_str(), seed.as_os_str(), work.as_os_str()],
+    );
     for run in 1..=3 {
         assert!(
             out.contains(&format!("ok: run {run}: every event as the seed's")),
@@ -85,14 +88,14 @@ fn three_pinned_available_now_runs_emit_what_the_seed_emitted() {
 fn a_query_killed_mid_batch_ends_with_every_event_once() {
     let (dataset, _) = common::generated_dataset("spark_killed_dataset", 5, 3);
     let work = common::scratch_dir("spark_killed");
-    let out = spark_case("killed", &[&dataset, &work]);
+    let out = spark_case("killed", &[dataset.as_os_str(), work.as_os_str()]);
     assert!(out.contains("ok: every event of the window once"), "{out}");
 }
 
 #[test]
 fn batch_read_with_location_id_returns_only_that_location() {
     let (dataset, _) = common::generated_dataset("spark_batch_dataset", 3, 5);
-    let out = spark_case("batch", &[&dataset]);
+    let out = spark_case("batch", &[dataset.as_os_str()]);
     assert!(out.contains("ok: only location 2"), "{out}");
 }
 
@@ -101,7 +104,7 @@ fn spark_says_what_is_wrong_with_a_path_an_option_or_a_dataset() {
     let (dataset, _) = common::generated_dataset("spark_errors_dataset", 2, 5);
     let bad = common::scratch_dir("spark_bad_dataset");
     std::fs::write(bad.join("events.parquet"), b"PAR1 this is not parquet").unwrap();
-    let out = spark_case("errors", &[&dataset, &bad]);
+    let out = spark_case("errors", &[dataset.as_os_str(), bad.as_os_str()]);
     assert!(out.contains("ok: a damaged dataset"), "{out}");
 }
 
@@ -210,6 +213,24 @@ impl LiveQueries {
     }
 }
 
+impl LiveQueries {
+    /// Stops both queries once they have read emission `emitted`, and checks that each
+    /// holds `want`, field for field, in the same order.
+    fn stop_holding(self, emitted: &serde_json::Value, want: &[serde_json::Value]) {
+        for (query, got) in self.stop(emitted) {
+            assert_eq!(
+                got.len(),
+                want.len(),
+                "{query}: as many events as the SSE client"
+            );
+            assert!(
+                got == want,
+                "{query}: the same events, field for field, in the same order"
+            );
+        }
+    }
+}
+
 /// The events an SSE client receives until nothing more comes for a moment, with their
 /// positions.
 fn sse_events(sse: &mut common::live::SseClient) -> Vec<(String, serde_json::Value)> {
@@ -291,17 +312,7 @@ fn a_query_on_a_session_follows_it_not_the_shared_clock_across_a_server_kill_9()
     let (_, emitted) = server.get(&format!("{session}/emitted"));
     let emitted: serde_json::Value = serde_json::from_str(&emitted).unwrap();
     let want: Vec<serde_json::Value> = want.into_iter().map(|e| e.1).collect();
-    for (query, got) in queries.stop(&emitted["emitted"]) {
-        assert_eq!(
-            got.len(),
-            want.len(),
-            "{query}: as many events as the SSE client"
-        );
-        assert!(
-            got == want,
-            "{query}: the session's events, in order, across the kill"
-        );
-    }
+    queries.stop_holding(&emitted["emitted"], &want);
 }
 
 #[test]
@@ -348,17 +359,7 @@ fn queries_on_a_live_clock_hold_what_an_sse_client_got_through_its_changes() {
     );
     let (_, emitted) = server.get("/v1/emitted");
     let emitted: serde_json::Value = serde_json::from_str(&emitted).unwrap();
-    for (query, got) in queries.stop(&emitted["emitted"]) {
-        assert_eq!(
-            got.len(),
-            want.len(),
-            "{query}: as many events as the SSE client"
-        );
-        assert!(
-            got == want,
-            "{query}: the same events, field for field, in the same order"
-        );
-    }
+    queries.stop_holding(&emitted["emitted"], &want);
 }
 
 #[test]
@@ -374,15 +375,7 @@ fn a_query_on_a_live_clock_killed_mid_batch_ends_with_every_event_once() {
     let url = format!("http://{}", server.addr);
     let url = std::ffi::OsString::from(url);
     let token = std::ffi::OsString::from(TOKEN);
-    let out = run_python(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/spark_source.py"),
-        &[
-            std::ffi::OsStr::new("live-killed"),
-            &url,
-            &token,
-            work.as_os_str(),
-        ],
-    );
+    let out = spark_case("live-killed", &[&url, &token, work.as_os_str()]);
     assert!(out.contains("ok: every event of the span once"), "{out}");
 }
 
@@ -393,14 +386,9 @@ fn a_live_clock_that_cannot_be_followed_is_a_one_line_error() {
     let (other, _) = common::generated_dataset("spark_errors_dataset", 2, 5);
     let server = LiveServer::start(&dataset, &["--paused", "--start-day", "1"]);
     let url = std::ffi::OsString::from(format!("http://{}", server.addr));
-    let out = run_python(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/spark_source.py"),
-        &[
-            std::ffi::OsStr::new("live-errors"),
-            &url,
-            dataset.as_os_str(),
-            other.as_os_str(),
-        ],
+    let out = spark_case(
+        "live-errors",
+        &[&url, dataset.as_os_str(), other.as_os_str()],
     );
     assert!(
         out.contains("ok: the server's own dataset is taken"),
