@@ -4,7 +4,9 @@
 //! A session is a clock task and a hub over the same dataset in memory; the writer threads
 //! are everybody's. Its creator gets a token of its own to change it. A session nobody
 //! watches and nobody asks about for the idle time ends by itself; its clients, if any come
-//! back, are told it ended (410) rather than that it never was (404).
+//! back, are told it ended (410) rather than that it never was (404). Sessions are kept in
+//! a file beside the state file (a restart brings them back), or, with replicas, in NATS
+//! (any replica serves any session).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
