@@ -13,20 +13,28 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+/// `script` (in benches/) under this build's engine and package, in Spark's environment.
+fn python(script: &str) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new(common::python());
+    command
+        .arg(root.join("benches").join(script))
+        .env("PYTHONPATH", root.join("python"))
+        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+        // Spark's Python workers run in the same environment as the driver.
+        .env("PYSPARK_PYTHON", common::python())
+        .env("TZ", "UTC");
+    command
+}
+
 fn run(which: &str, start_day: &str, dataset: &Path, out: &Path) -> serde_json::Value {
     let _ = std::fs::remove_dir_all(out);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new(common::python())
-        .arg(root.join("benches/spark_source.py"))
+    let output = python("spark_source.py")
         .arg(which)
         .arg(dataset)
         .arg(out)
         // At 00:00, the first window ends at the start day's midnight.
         .args([start_day, "2026-11-24T00:00:00Z"])
-        .env("PYTHONPATH", root.join("python"))
-        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
-        .env("PYSPARK_PYTHON", common::python())
-        .env("TZ", "UTC")
         .output()
         .expect("python3");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -47,17 +55,11 @@ fn live(dataset: &Path) {
         dataset,
         &["--paused", "--control-token", TOKEN, "--speed", "3600"],
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new(common::python())
-        .arg(root.join("benches/spark_live.py"))
+    let output = python("spark_live.py")
         .arg(format!("http://{addr}"))
         .arg(TOKEN)
         .arg(dataset)
         .arg("20")
-        .env("PYTHONPATH", root.join("python"))
-        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
-        .env("PYSPARK_PYTHON", common::python())
-        .env("TZ", "UTC")
         .output()
         .expect("python3");
     let _ = server.kill();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use caspers_replay::dataset::Dataset;
 use caspers_replay::events::Filter;
-use common::live::{LiveServer, SseClient, TOKEN, expected, pairs, request};
+use common::live::{LiveServer, MadeSession, SseClient, TOKEN, expected, pairs, request};
 use common::nats::Nats;
 
 const DAY1: i64 = 1_704_067_200 + 86_400;
@@ -410,21 +410,8 @@ fn a_session_made_on_one_replica_streams_from_the_other_and_a_client_moves_betwe
     let a = replica(&nats, &[]);
     let b = replica(&nats, &[]);
     let at = DAY1 + 18 * 3600;
-    let (status, made) = request(
-        a.addr,
-        "POST",
-        "/v1/sessions",
-        &[],
-        &format!(
-            "{{\"start\": \"{}\", \"paused\": true}}",
-            caspers_replay::time::format_rfc3339(at)
-        ),
-    );
-    assert_eq!(status, 201, "{made}");
-    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
-    let id = made["id"].as_str().unwrap().to_string();
-    let owner = format!("Bearer {}", made["token"].as_str().unwrap());
-    let session = format!("/v1/sessions/{id}");
+    let made = MadeSession::paused_at(&a, at);
+    let (session, owner) = (made.path.clone(), made.owner.clone());
     // The other replica learns of it.
     let deadline = Instant::now() + Duration::from_secs(5);
     while b.get(&session).0 != 200 {
@@ -434,16 +421,7 @@ fn a_session_made_on_one_replica_streams_from_the_other_and_a_client_moves_betwe
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let step = |server: &LiveServer| {
-        let (status, text) = request(
-            server.addr,
-            "POST",
-            &format!("{session}/clock"),
-            &[("Authorization", &owner)],
-            r#"{"step": 600}"#,
-        );
-        assert_eq!(status, 200, "{text}");
-    };
+    let step = |server: &LiveServer| made.step(server, 600);
     let path = format!("{session}/events?location_id=2");
     let mut on_b = SseClient::connect(b.addr, &path, None);
     // Stepped on A, streamed from B: exactly the window.

@@ -17,6 +17,20 @@ fn spark_case(case: &str, args: &[&std::ffi::OsStr]) -> String {
     run_python(&root.join("tests/python/spark_source.py"), &all)
 }
 
+/// `script` under this build's engine and package, in Spark's environment.
+fn python(script: &Path) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = Command::new(common::python());
+    command
+        .arg(script)
+        .env("PYTHONPATH", root.join("python"))
+        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
+        // Spark's Python workers run in the same environment as the driver.
+        .env("PYSPARK_PYTHON", common::python())
+        .env("TZ", "UTC");
+    command
+}
+
 /// Runs a Python script with this build's engine and package; its output, once it passed.
 fn run_python(script: &Path, args: &[&std::ffi::OsStr]) -> String {
     let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
@@ -28,17 +42,7 @@ fn run_python(script: &Path, args: &[&std::ffi::OsStr]) -> String {
         ok,
         "PySpark 4 and pyarrow are missing: bash scripts/test.sh installs them into .venv"
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(common::python())
-        .arg(script)
-        .args(args)
-        .env("PYTHONPATH", root.join("python"))
-        .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
-        // Spark's Python workers run in the same environment as the driver.
-        .env("PYSPARK_PYTHON", common::python())
-        .env("TZ", "UTC")
-        .output()
-        .expect("python3");
+    let out = python(script).args(args).output().expect("python3");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -155,16 +159,11 @@ impl LiveQueries {
     fn start(url: &str, dataset: &Path, work: PathBuf) -> LiveQueries {
         use std::io::BufRead;
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut child = Command::new(common::python())
-            .arg(root.join("tests/python/spark_source.py"))
+        let mut child = python(&root.join("tests/python/spark_source.py"))
             .args(["live", url])
             .arg(&work)
             .arg(dataset)
             .arg("1")
-            .env("PYTHONPATH", root.join("python"))
-            .env("CASPERS_REPLAY_BIN", env!("CARGO_BIN_EXE_caspers-replay"))
-            .env("PYSPARK_PYTHON", common::python())
-            .env("TZ", "UTC")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -251,7 +250,7 @@ fn sse_events(sse: &mut common::live::SseClient) -> Vec<(String, serde_json::Val
 
 #[test]
 fn a_query_on_a_session_follows_it_not_the_shared_clock_across_a_server_kill_9() {
-    use common::live::{LiveServer, SseClient, request};
+    use common::live::{LiveServer, MadeSession, SseClient};
     let _one = SPARK.lock().unwrap_or_else(|e| e.into_inner());
     let (dataset, _) = common::generated_dataset("spark_live_dataset", 3, 9);
     let day1 = 1_704_067_200 + 86_400;
@@ -260,30 +259,9 @@ fn a_query_on_a_session_follows_it_not_the_shared_clock_across_a_server_kill_9()
     let args = ["--paused", "--start-day", "1", "--state", state.as_str()];
     let mut server = LiveServer::start(&dataset, &args);
     let addr = server.addr.to_string();
-    let (status, made) = request(
-        server.addr,
-        "POST",
-        "/v1/sessions",
-        &[],
-        &format!(
-            "{{\"start\": \"{}\", \"paused\": true}}",
-            caspers_replay::time::format_rfc3339(day1 + 18 * 3600)
-        ),
-    );
-    assert_eq!(status, 201, "{made}");
-    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
-    let session = made["urls"]["session"].as_str().unwrap().to_string();
-    let owner = format!("Bearer {}", made["token"].as_str().unwrap());
-    let step = |server: &LiveServer| {
-        let (status, text) = request(
-            server.addr,
-            "POST",
-            &format!("{session}/clock"),
-            &[("Authorization", &owner)],
-            r#"{"step": 900}"#,
-        );
-        assert_eq!(status, 200, "{text}");
-    };
+    let made = MadeSession::paused_at(&server, day1 + 18 * 3600);
+    let session = made.path.clone();
+    let step = |server: &LiveServer| made.step(server, 900);
     let path = format!("{session}/events?location_id=1");
     let mut sse = SseClient::connect(server.addr, &path, None);
     let queries = LiveQueries::start(

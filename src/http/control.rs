@@ -78,18 +78,14 @@ pub async fn post_clock(
             }));
         }
     }
-    match presented_token(&req) {
-        Some(t) if !t.is_empty() && same_token(&t, &state.token) => {}
-        Some(_) => {
-            return HttpResponse::Forbidden()
-                .json(serde_json::json!({"error": "wrong presenter token"}));
-        }
-        None => {
-            return HttpResponse::Unauthorized().json(serde_json::json!({
-                "error": "changing the clock needs the presenter token \
-                          (Authorization: Bearer TOKEN, printed by the server at start)"
-            }));
-        }
+    if let Err(refusal) = token_check(
+        &req,
+        |t| same_token(t, &state.token),
+        "changing the clock needs the presenter token \
+         (Authorization: Bearer TOKEN, printed by the server at start)",
+        "wrong presenter token",
+    ) {
+        return *refusal;
     }
     change(&state.clock, &body).await
 }
@@ -114,19 +110,31 @@ pub async fn post_session_clock(
 
 /// Refuses a request that does not carry `session`'s token.
 pub(crate) fn owner_only(req: &HttpRequest, session: &Session) -> Result<(), Box<HttpResponse>> {
+    token_check(
+        req,
+        |t| session.is_owner(t),
+        "changing a session needs its token (Authorization: Bearer TOKEN, \
+         as POST /v1/sessions answered when it was made)",
+        &format!("that is not session {}'s token", session.id),
+    )
+}
+
+/// Refuses a request whose token `accepts` does not take: 401 saying `missing` when it
+/// carries none, 403 saying `wrong` otherwise. An empty token is never taken.
+pub(crate) fn token_check(
+    req: &HttpRequest,
+    accepts: impl Fn(&str) -> bool,
+    missing: &str,
+    wrong: &str,
+) -> Result<(), Box<HttpResponse>> {
     match presented_token(req) {
-        Some(t) if !t.is_empty() && session.is_owner(&t) => Ok(()),
-        Some(_) => Err(Box::new(HttpResponse::Forbidden().json(
-            serde_json::json!({
-                "error": format!("that is not session {}'s token", session.id)
-            }),
-        ))),
-        None => Err(Box::new(HttpResponse::Unauthorized().json(
-            serde_json::json!({
-                "error": "changing a session needs its token (Authorization: Bearer TOKEN, \
-                          as POST /v1/sessions answered when it was made)"
-            }),
-        ))),
+        Some(t) if !t.is_empty() && accepts(&t) => Ok(()),
+        Some(_) => Err(Box::new(
+            HttpResponse::Forbidden().json(serde_json::json!({ "error": wrong })),
+        )),
+        None => Err(Box::new(
+            HttpResponse::Unauthorized().json(serde_json::json!({ "error": missing })),
+        )),
     }
 }
 

@@ -45,7 +45,7 @@ pub async fn history(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    history_on(Feed::shared(&state), &query).await
+    history_on(&state, Feed::shared(&state), &query).await
 }
 
 /// `GET /v1/sessions/{id}/history?…`
@@ -55,12 +55,12 @@ pub async fn session_history(
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     match Feed::session(&state, &id) {
-        Ok(feed) => history_on(feed, &query).await,
+        Ok(feed) => history_on(&state, feed, &query).await,
         Err(response) => *response,
     }
 }
 
-async fn history_on(feed: Feed, query: &HashMap<String, String>) -> HttpResponse {
+async fn history_on(state: &AppState, feed: Feed, query: &HashMap<String, String>) -> HttpResponse {
     const KNOWN: [&str; 3] = ["from", "to", "location_id"];
     if let Some(unknown) = query.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return bad_request(&format!(
@@ -97,6 +97,12 @@ async fn history_on(feed: Feed, query: &HashMap<String, String>) -> HttpResponse
         Err(e) => {
             return HttpResponse::RangeNotSatisfiable().json(serde_json::json!({ "error": e }));
         }
+    };
+    // Written off the HTTP workers, at most one a core at a time with the streams'
+    // catch-ups: a flood of requests waits instead of taking every core.
+    let Ok(_permit) = state.subscribing.acquire().await else {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"error": "shutting down"}));
     };
     let hub = feed.hub.clone();
     let body = web::block(move || {

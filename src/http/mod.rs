@@ -62,8 +62,9 @@ pub(crate) struct AppState {
     pub writers: Writers,
     /// The limits on streams in all and per client address.
     pub admission: Arc<Admission>,
-    /// Subscriptions being built (catch-ups, snapshots) at once: at most one per core, on
-    /// threads of their own, so that resuming clients cannot stall the HTTP workers.
+    /// Subscriptions being built (catch-ups, snapshots) and history spans written at once:
+    /// at most one per core, on threads of their own, so that resuming clients and history
+    /// readers cannot stall the HTTP workers.
     pub subscribing: tokio::sync::Semaphore,
 }
 

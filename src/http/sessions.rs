@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
-use super::control::{owner_only, presented_token};
+use super::control::{owner_only, token_check};
 use super::feed::Feed;
 use super::params::bad_request;
 use crate::secret::same_token;
@@ -28,20 +28,16 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Some(needed) = &state.sessions.settings().token {
-        match presented_token(&req) {
-            Some(t) if same_token(&t, needed) => {}
-            Some(_) => {
-                return HttpResponse::Forbidden()
-                    .json(serde_json::json!({"error": "wrong session token"}));
-            }
-            None => {
-                return HttpResponse::Unauthorized().json(serde_json::json!({
-                    "error": "this server makes sessions only with its session token \
-                              (Authorization: Bearer TOKEN; see --session-token)"
-                }));
-            }
-        }
+    if let Some(needed) = &state.sessions.settings().token
+        && let Err(refusal) = token_check(
+            &req,
+            |t| same_token(t, needed),
+            "this server makes sessions only with its session token \
+             (Authorization: Bearer TOKEN; see --session-token)",
+            "wrong session token",
+        )
+    {
+        return *refusal;
     }
     match state.sessions.create(&body).await {
         Ok((session, token)) => {

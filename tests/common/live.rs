@@ -113,6 +113,44 @@ impl LiveServer {
     }
 }
 
+/// A replay session made with `POST /v1/sessions`: its path and its owner's
+/// `Authorization` header value.
+#[allow(dead_code)] // not every test binary makes sessions
+pub struct MadeSession {
+    pub path: String,
+    pub owner: String,
+}
+
+#[allow(dead_code)]
+impl MadeSession {
+    /// A session paused at `at` (Unix seconds) on `server`.
+    pub fn paused_at(server: &LiveServer, at: i64) -> MadeSession {
+        let body = format!(
+            "{{\"start\": \"{}\", \"paused\": true}}",
+            caspers_replay::time::format_rfc3339(at)
+        );
+        let (status, made) = request(server.addr, "POST", "/v1/sessions", &[], &body);
+        assert_eq!(status, 201, "{made}");
+        let made: serde_json::Value = serde_json::from_str(&made).unwrap();
+        MadeSession {
+            path: made["urls"]["session"].as_str().unwrap().to_string(),
+            owner: format!("Bearer {}", made["token"].as_str().unwrap()),
+        }
+    }
+
+    /// Steps its clock by `seconds` through `server` (any replica).
+    pub fn step(&self, server: &LiveServer, seconds: u32) {
+        let (status, text) = request(
+            server.addr,
+            "POST",
+            &format!("{}/clock", self.path),
+            &[("Authorization", &self.owner)],
+            &format!("{{\"step\": {seconds}}}"),
+        );
+        assert_eq!(status, 200, "{text}");
+    }
+}
+
 impl Drop for LiveServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
