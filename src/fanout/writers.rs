@@ -547,7 +547,7 @@ struct Places {
     /// share each tick's chunk, so this names its group, and a tick's pass writes a
     /// group's streams one after another (the chunk stays in the cache).
     chunk: usize,
-    /// Its queue, to load ahead of its turn ([`Active::prefetch`]); a hint only, so a
+    /// Its queue, to load ahead of its turn ([`Active::lines`]); a hint only, so a
     /// queue replaced since costs nothing but the hint.
     queue: usize,
 }
