@@ -67,7 +67,7 @@ pub(super) fn lagged_notice(transport: Transport, missed: u64, chunks: &mut Vec<
 struct FramedEvent {
     location_id: u8,
     event_type: EventType,
-    /// Its SSE frame in `FramedTick::sse`.
+    /// Its SSE frame in `FramedTick::sse_buffer`.
     frame: Range<usize>,
     /// Its JSON inside that frame.
     json: Range<usize>,
@@ -81,14 +81,43 @@ struct FramedEvent {
 /// `emitted_at` member of the WebSocket message), so clients can measure their delay.
 pub(super) struct FramedTick {
     emitted_ms: u64,
-    /// Every event's SSE frame, back to back, after the emission comment.
-    sse: Bytes,
-    /// Where the frames start in `sse` (after the comment).
+    /// Every event's SSE frame, back to back, after the emission comment, in a buffer
+    /// from [`sse_buffer`]: the offsets in `index` and `frames_start` count from the
+    /// buffer's start.
+    sse_buffer: Bytes,
+    /// The tick's SSE chunk for every event: plain, and as an HTTP/1.1 chunk.
+    sse: (Bytes, Bytes),
+    /// Where the frames start in `sse_buffer` (after the comment).
     frames_start: usize,
     index: Vec<FramedEvent>,
     positions: Vec<u8>,
     /// Where its chunks' bytes are counted while they live.
     memory: Arc<AtomicUsize>,
+}
+
+/// Room kept ahead of an SSE chunk's bytes for its HTTP/1.1 chunk-size line (8 hex
+/// digits and CRLF).
+const SIZE_LINE_ROOM: usize = 10;
+
+/// An SSE chunk's buffer: [`SIZE_LINE_ROOM`] bytes of room, then the chunk's bytes.
+fn sse_buffer(capacity: usize) -> Vec<u8> {
+    let mut data = Vec::with_capacity(SIZE_LINE_ROOM + capacity + 2);
+    data.resize(SIZE_LINE_ROOM, 0);
+    data
+}
+
+/// The SSE chunk in `data` (from [`sse_buffer`]): the whole counted buffer, and two views
+/// of it, the chunk plain and as one HTTP/1.1 chunk.
+fn sse_chunk(mut data: Vec<u8>, memory: &Arc<AtomicUsize>) -> (Bytes, Bytes, Bytes) {
+    let size = data.len() - SIZE_LINE_ROOM;
+    let line = format!("{size:x}\r\n");
+    let head = SIZE_LINE_ROOM - line.len();
+    data[head..SIZE_LINE_ROOM].copy_from_slice(line.as_bytes());
+    data.extend_from_slice(b"\r\n");
+    let all = counted(data, memory);
+    let plain = all.slice(SIZE_LINE_ROOM..all.len() - 2);
+    let http_chunk = all.slice(head..);
+    (all, plain, http_chunk)
 }
 
 /// Bytes whose size counts in `memory` until the last clone is dropped: the hub's budget
@@ -125,7 +154,7 @@ impl FramedTick {
         let emitted_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut sse = Vec::with_capacity(events.len() * 400 + 32);
+        let mut sse = sse_buffer(events.len() * 400 + 32);
         sse.extend_from_slice(b": emitted ");
         crate::json::push_int(&mut sse, emitted_ms);
         sse.push(b'\n');
@@ -156,9 +185,11 @@ impl FramedTick {
                 position: p0..positions.len(),
             });
         }
+        let (sse_buffer, plain, http_chunk) = sse_chunk(sse, memory);
         FramedTick {
             emitted_ms,
-            sse: counted(sse, memory),
+            sse_buffer,
+            sse: (plain, http_chunk),
             memory: Arc::clone(memory),
             frames_start,
             index,
@@ -178,20 +209,24 @@ impl FramedTick {
             picked.len() as u64,
             picked.last().map(|&i| self.index[i].at),
         );
-        let chunk = |bytes| EventChunk {
+        let chunk = |(bytes, http_chunk)| EventChunk {
             bytes,
+            http_chunk,
             events,
             last,
         };
         Some(chunk(match transport {
-            Transport::Sse if picked.len() == self.index.len() => self.sse.clone(),
+            Transport::Sse if picked.len() == self.index.len() => {
+                (self.sse.0.clone(), Some(self.sse.1.clone()))
+            }
             Transport::Sse => {
-                let mut out = Vec::with_capacity(picked.len() * 400);
-                out.extend_from_slice(&self.sse[..self.frames_start]);
+                let mut out = sse_buffer(picked.len() * 400);
+                out.extend_from_slice(&self.sse_buffer[SIZE_LINE_ROOM..self.frames_start]);
                 for i in picked {
-                    out.extend_from_slice(&self.sse[self.index[i].frame.clone()]);
+                    out.extend_from_slice(&self.sse_buffer[self.index[i].frame.clone()]);
                 }
-                counted(out, &self.memory)
+                let (_, plain, http_chunk) = sse_chunk(out, &self.memory);
+                (plain, Some(http_chunk))
             }
             Transport::WebSocket | Transport::WebSocketDeflate => {
                 let mut out = Vec::with_capacity(picked.len() * 400);
@@ -202,7 +237,7 @@ impl FramedTick {
                     if k > 0 {
                         out.push(b',');
                     }
-                    out.extend_from_slice(&self.sse[self.index[i].json.clone()]);
+                    out.extend_from_slice(&self.sse_buffer[self.index[i].json.clone()]);
                 }
                 out.extend_from_slice(b"],\"positions\":[");
                 for (k, &i) in picked.iter().enumerate() {
@@ -214,10 +249,8 @@ impl FramedTick {
                     out.push(b'"');
                 }
                 out.extend_from_slice(b"]}");
-                counted(
-                    websocket::text_message(&out, transport.deflates()),
-                    &self.memory,
-                )
+                let message = websocket::text_message(&out, transport.deflates());
+                (counted(message, &self.memory), None)
             }
         }))
     }

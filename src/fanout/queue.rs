@@ -21,6 +21,10 @@ use crate::timeline::Position;
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventChunk {
     pub bytes: Bytes,
+    /// The same bytes as one HTTP/1.1 chunk (size line, bytes, CRLF) in the same memory,
+    /// for SSE event chunks: a chunked SSE stream sends it as it is, with no framing of
+    /// its own per stream and tick.
+    pub http_chunk: Option<Bytes>,
     pub events: u64,
     /// Its last event's position (none for a snapshot or a notice): where a WebSocket
     /// client that changes its filter continues from, even when the bytes are compressed.
@@ -32,6 +36,7 @@ impl EventChunk {
     pub fn notice(bytes: Bytes) -> EventChunk {
         EventChunk {
             bytes,
+            http_chunk: None,
             events: 0,
             last: None,
         }
@@ -261,6 +266,7 @@ mod tests {
     fn chunk(bytes: &'static [u8], events: u64) -> EventChunk {
         EventChunk {
             bytes: Bytes::from_static(bytes),
+            http_chunk: None,
             events,
             last: None,
         }
