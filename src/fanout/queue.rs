@@ -64,6 +64,8 @@ struct State {
     close: Option<String>,
     /// While set, the writer waits (a resuming subscriber's catch-up is being prepared).
     hold: bool,
+    /// The position of the last event taken.
+    last: Option<Position>,
 }
 
 /// What a push calls to tell the queue's writer there is more to send: it marks the
@@ -148,6 +150,12 @@ impl ClientQueue {
         }
         drop(s);
         self.wake();
+    }
+
+    /// The position of the last event taken from this queue: where a client that changes
+    /// its filter continues from.
+    pub fn last_taken(&self) -> Option<Position> {
+        self.state.lock().expect("queue lock").last
     }
 
     /// Bytes queued now.
@@ -250,6 +258,7 @@ impl ClientQueue {
         match &item {
             Outgoing::Events(chunk) => {
                 s.bytes -= chunk.bytes.len();
+                s.last = chunk.last.or(s.last);
                 self.delivered.fetch_add(chunk.events, Ordering::Relaxed);
             }
             Outgoing::Control(b) => s.bytes -= b.len(),

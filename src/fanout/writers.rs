@@ -32,9 +32,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use super::hub::{Hub, Subscription, Transport};
-use super::queue::{EventChunk, Outgoing};
+use super::queue::{ClientQueue, EventChunk, Outgoing};
 use super::websocket::{self, WsOpcode, close_frame};
-use crate::timeline::Position;
 
 /// A comment on an idle SSE stream, or a ping on every WebSocket, this often keeps proxies
 /// from closing idle streams (and asks a WebSocket client to show it is there).
@@ -183,7 +182,6 @@ impl Writers {
                 urgent: VecDeque::from([start.first]),
                 pong: None,
                 from: start.from,
-                last: None,
                 closing: false,
                 gone: false,
             }),
@@ -236,9 +234,9 @@ struct ConnState {
     /// The pong for the latest ping not yet answered: only the latest is sent (RFC 6455
     /// section 5.5.3 allows it), so a flood of pings cannot grow the output.
     pong: Option<Bytes>,
-    /// Where the client started (`from`), then the last event taken to be sent.
+    /// Where the client started, or its last filter change continued from (the
+    /// queue knows the last event taken since).
     from: Option<String>,
-    last: Option<Position>,
     /// Close once what is taken is written.
     closing: bool,
     /// The peer left, or the handler let the stream go: drop now.
@@ -341,11 +339,13 @@ impl Conn {
     /// The new subscription, made from it off the HTTP workers, goes to
     /// [`Conn::replace_subscription`].
     pub fn begin_filter_change(&self) -> Option<String> {
-        let st = self.state.lock().expect("conn");
+        let mut st = self.state.lock().expect("conn");
         st.sub.queue.hold(true);
-        st.last
+        let after = (st.sub.queue.last_taken())
             .map(|p| p.to_text(&self.hub.tag))
-            .or(st.from.clone())
+            .or(st.from.take());
+        st.from.clone_from(&after);
+        after
     }
 
     /// Ends a filter change: `ack` goes out before the new subscription's events.
@@ -377,12 +377,11 @@ impl Conn {
         if st.gone {
             return Gathered::Drop;
         }
-        places.queue = Arc::as_ptr(&st.sub.queue) as usize;
         let before = out.len();
         if let Some(head) = st.head.take() {
             out.push_back(head);
         }
-        let mut framer = HttpChunks::new(self.chunked);
+        let mut framer = HttpChunks::new(self.transport, self.chunked);
         let (mut size, mut items) = (0, 0);
         let mut drained = false;
         let took_urgent = st.urgent_bytes > 0;
@@ -393,36 +392,18 @@ impl Conn {
         }
         st.urgent_bytes = 0;
         if !st.closing && size < BATCH_BYTES {
-            let ConnState {
-                sub, last, closing, ..
-            } = &mut *st;
-            let mut event_taken = false;
-            drained = sub.queue.take_batch(BATCH_BYTES - size, |item| {
-                let n = match item {
-                    Outgoing::Events(chunk) => {
-                        *last = chunk.last.or(*last);
-                        if !event_taken {
-                            places.chunk = chunk.bytes.as_ptr() as usize;
-                            event_taken = true;
-                        }
-                        let n = chunk.bytes.len();
-                        framer.push_event_chunk(out, chunk);
-                        n
-                    }
-                    Outgoing::Control(bytes) => framer.push(out, bytes),
-                    Outgoing::Lagged(missed) => {
-                        framer.push(out, lagged_message(&self.hub, self.transport, missed))
-                    }
-                    Outgoing::Close(reason) => {
-                        *closing = true;
-                        framer.push(out, close_message(self.transport, &reason))
-                    }
-                };
-                size += n;
-                items += 1;
-                n
-            });
+            let taken = take_queued(
+                self,
+                &st.sub.queue,
+                BATCH_BYTES - size,
+                (&mut framer, out),
+                &mut places.chunk,
+            );
+            drained = taken.drained;
+            st.closing |= taken.closing;
+            items += taken.items;
         }
+        places.keep_queue(&st.sub.queue);
         let closing = st.closing;
         drop(st);
         if took_urgent {
@@ -452,6 +433,55 @@ impl Conn {
             Transport::Sse => Bytes::from_static(b": keep-alive\n\n"),
             _ => websocket::frame(WsOpcode::Ping, b"").into(),
         }
+    }
+}
+
+/// What [`take_queued`] took.
+struct Taken {
+    /// Everything the queue held.
+    drained: bool,
+    /// The close, the last thing the stream sends.
+    closing: bool,
+    items: usize,
+}
+
+/// Takes from `conn`'s subscription `queue`, in order, until `budget` bytes are taken, the
+/// close is, or nothing is left; frames each for the stream into `out`, and notes where
+/// the first event chunk is in `chunk_at` ([`Places::chunk`]). Touches `conn` only for a
+/// lag notice: a tick's pass takes most streams' events without their lock
+/// ([`Active::gather_queued`]).
+fn take_queued(
+    conn: &Conn,
+    queue: &ClientQueue,
+    budget: usize,
+    (framer, out): (&mut HttpChunks, &mut VecDeque<Bytes>),
+    chunk_at: &mut usize,
+) -> Taken {
+    let (transport, mut closing, mut items, mut event_taken) = (framer.transport, false, 0, false);
+    let drained = queue.take_batch(budget, |item| {
+        items += 1;
+        match item {
+            Outgoing::Events(chunk) => {
+                if !event_taken {
+                    *chunk_at = chunk.bytes.as_ptr() as usize;
+                    event_taken = true;
+                }
+                framer.push_event_chunk(out, chunk)
+            }
+            Outgoing::Control(bytes) => framer.push(out, bytes),
+            Outgoing::Lagged(missed) => {
+                framer.push(out, lagged_message(&conn.hub, transport, missed))
+            }
+            Outgoing::Close(reason) => {
+                closing = true;
+                framer.push(out, close_message(transport, &reason))
+            }
+        }
+    });
+    Taken {
+        drained,
+        closing,
+        items,
     }
 }
 
@@ -495,14 +525,19 @@ enum Gathered {
 /// messages between them (control, notices, keep-alives) as one chunk per run. Anything
 /// else is written as it is.
 struct HttpChunks {
+    transport: Transport,
     chunked: bool,
     /// The open run: where its size line goes in the output, and its size so far.
     run: Option<(usize, usize)>,
 }
 
 impl HttpChunks {
-    fn new(chunked: bool) -> HttpChunks {
-        HttpChunks { chunked, run: None }
+    fn new(transport: Transport, chunked: bool) -> HttpChunks {
+        HttpChunks {
+            transport,
+            chunked,
+            run: None,
+        }
     }
 
     /// Adds a message; returns its size (without framing).
@@ -519,15 +554,15 @@ impl HttpChunks {
         n
     }
 
-    fn push_event_chunk(&mut self, out: &mut VecDeque<Bytes>, chunk: EventChunk) {
+    /// Adds an event chunk; returns its size (without framing).
+    fn push_event_chunk(&mut self, out: &mut VecDeque<Bytes>, chunk: EventChunk) -> usize {
         match chunk.http_chunk {
             Some(framed) if self.chunked => {
                 self.finish(out);
                 out.push_back(framed);
+                chunk.bytes.len()
             }
-            _ => {
-                self.push(out, chunk.bytes);
-            }
+            _ => self.push(out, chunk.bytes),
         }
     }
 
@@ -564,6 +599,16 @@ impl Drop for ReleaseOnDrop {
 /// A stream as its writer thread holds it.
 struct Active {
     conn: Arc<Conn>,
+    /// The connection's socket, transport and framing, copied from `conn`: a tick's pass
+    /// writes most streams without touching `conn`.
+    fd: RawFd,
+    transport: Transport,
+    chunked: bool,
+    /// Something besides its queue may have changed (a message of its own, a new
+    /// subscription, the handler letting go, the peer leaving): the next pump takes the
+    /// stream's lock ([`Conn::gather`]). Otherwise it takes its queue's events alone
+    /// ([`Active::gather_queued`]).
+    attention: bool,
     pending: VecDeque<Bytes>,
     /// The front of `pending` was partly written (the stream is mid-frame).
     partial: bool,
@@ -583,16 +628,25 @@ struct Active {
     places: Places,
 }
 
-/// Where a stream's data is in memory, as its last [`Conn::gather`] saw it.
+/// Where a stream's data is, as its last [`Conn::gather`] saw it.
 #[derive(Default)]
 struct Places {
     /// The event chunk it was last given: streams of one group (filter and transport)
     /// share each tick's chunk, so this names its group, and a tick's pass writes a
     /// group's streams one after another (the chunk stays in the cache).
     chunk: usize,
-    /// Its queue, to load ahead of its turn ([`Active::lines`]); a hint only, so a
-    /// queue replaced since costs nothing but the hint.
-    queue: usize,
+    /// Its subscription's queue. A new subscription comes with a notice to the writer
+    /// (so a locked gather, which updates this), and the queue it replaces is held from
+    /// the start of the change, so a stale one here gives nothing.
+    queue: Option<Arc<ClientQueue>>,
+}
+
+impl Places {
+    fn keep_queue(&mut self, queue: &Arc<ClientQueue>) {
+        if !self.queue.as_ref().is_some_and(|q| Arc::ptr_eq(q, queue)) {
+            self.queue = Some(Arc::clone(queue));
+        }
+    }
 }
 
 enum Pumped {
@@ -604,30 +658,70 @@ enum Pumped {
 }
 
 impl Active {
-    /// Where what [`Active::pump`] touches first is in memory: this stream itself, its lock
-    /// and its queue.
+    /// Where what [`Active::pump`] touches first is in memory: this stream itself, its
+    /// queue, and its lock when it will take it.
     fn lines(&self) -> Lines {
         let me = std::ptr::from_ref(self) as usize;
-        let lock = std::ptr::from_ref(&self.conn.state) as usize;
-        [
-            me,
-            me + 64,
-            lock,
-            lock + 64,
-            self.places.queue,
-            self.places.queue + 64,
-        ]
+        let queue = self
+            .places
+            .queue
+            .as_ref()
+            .map_or(me, |q| Arc::as_ptr(q) as usize);
+        let last = if self.attention {
+            std::ptr::from_ref(&self.conn.state) as usize
+        } else {
+            queue + 128
+        };
+        [me, me + 64, me + 128, queue, queue + 64, last]
+    }
+
+    /// A gather for a stream that nothing but its queue's pushes happened to since its last
+    /// locked one: the queue's events, taken without the stream's lock (see
+    /// [`Places::queue`]). A close taken from the queue sets `locked`: what follows goes
+    /// through [`Conn::gather`].
+    fn gather_queued(&mut self, locked: &mut bool) -> Gathered {
+        let Some(queue) = &self.places.queue else {
+            *locked = true;
+            return self.conn.gather(&mut self.pending, &mut self.places);
+        };
+        let mut framer = HttpChunks::new(self.transport, self.chunked);
+        let taken = take_queued(
+            &self.conn,
+            queue,
+            BATCH_BYTES,
+            (&mut framer, &mut self.pending),
+            &mut self.places.chunk,
+        );
+        framer.finish(&mut self.pending);
+        if taken.closing {
+            self.conn.state.lock().expect("conn").closing = true;
+            if self.chunked {
+                self.pending.push_back(Bytes::from_static(b"0\r\n\r\n"));
+            }
+            *locked = true;
+            return Gathered::More;
+        }
+        match (taken.items, taken.drained) {
+            (0, _) => Gathered::Nothing,
+            (_, true) => Gathered::All,
+            (_, false) => Gathered::More,
+        }
     }
 
     /// Writes until there is nothing more or the socket is full. A full socket is not
     /// tried again before its writable event clears `blocked`. `now` is the pass's time.
     fn pump(&mut self, now: Instant) -> Pumped {
+        let mut locked = std::mem::take(&mut self.attention);
         // (With nothing pending, `gather` looks at `gone` itself.)
-        if (self.blocked || !self.pending.is_empty()) && self.conn.state.lock().expect("conn").gone
+        if locked
+            && (self.blocked || !self.pending.is_empty())
+            && self.conn.state.lock().expect("conn").gone
         {
             return Pumped::Done;
         }
         if self.blocked {
+            // What needs the lock waits for the socket's writable event with the rest.
+            self.attention = locked;
             return Pumped::Blocked;
         }
         // Whether the last gather took everything: once it is written there is nothing to
@@ -639,7 +733,12 @@ impl Active {
                 if all {
                     return Pumped::Idle;
                 }
-                match self.conn.gather(&mut self.pending, &mut self.places) {
+                let gathered = if locked {
+                    self.conn.gather(&mut self.pending, &mut self.places)
+                } else {
+                    self.gather_queued(&mut locked)
+                };
+                match gathered {
                     Gathered::All => all = true,
                     Gathered::More => {}
                     Gathered::Nothing => return Pumped::Idle,
@@ -654,9 +753,9 @@ impl Active {
             // Most writes are a chunk or two: a small array for them (filling the large
             // one for each was a visible part of the loop's own time).
             let sent = if self.pending.len() <= 4 {
-                send_pending::<4>(self.conn.fd, &self.pending)
+                send_pending::<4>(self.fd, &self.pending)
             } else {
-                send_pending::<64>(self.conn.fd, &self.pending)
+                send_pending::<64>(self.fd, &self.pending)
             };
             match sent {
                 Ok(0) => return Pumped::Done,
@@ -921,10 +1020,9 @@ fn run(mut poll: Poll, shared: &Shared, deadlines: Deadlines, descending: bool) 
                 }
                 // An SSE client sends nothing after its request: its read side closing
                 // means it left. (A WebSocket's handler reads its frames and says so.)
-                if a.conn.transport == Transport::Sse
-                    && (event.is_read_closed() || event.is_error())
-                {
+                if a.transport == Transport::Sse && (event.is_read_closed() || event.is_error()) {
                     a.conn.state.lock().expect("conn").gone = true;
+                    a.attention = true;
                 }
                 touched.push(event.token());
             }
@@ -951,6 +1049,10 @@ fn run(mut poll: Poll, shared: &Shared, deadlines: Deadlines, descending: bool) 
                 }
                 conn.token.store(token.0, Ordering::Release);
                 entry.insert(Active {
+                    fd: conn.fd,
+                    transport: conn.transport,
+                    chunked: conn.chunked,
+                    attention: true,
                     conn,
                     pending: VecDeque::new(),
                     partial: false,
@@ -969,11 +1071,12 @@ fn run(mut poll: Poll, shared: &Shared, deadlines: Deadlines, descending: bool) 
                 // A stream not registered yet is written once it is; one already let go
                 // may have left its place to another.
                 let token = Token(conn.token.load(Ordering::Acquire));
-                if token.0 != 0
-                    && streams
-                        .get(slot(token))
-                        .is_some_and(|a| Arc::ptr_eq(&a.conn, &conn))
+                if let Some(a) = (token.0 != 0)
+                    .then(|| streams.get_mut(slot(token)))
+                    .flatten()
+                    .filter(|a| Arc::ptr_eq(&a.conn, &conn))
                 {
+                    a.attention = true;
                     touched.push(token);
                 }
             }
@@ -982,6 +1085,7 @@ fn run(mut poll: Poll, shared: &Shared, deadlines: Deadlines, descending: bool) 
             last_sweep = now;
             for (place, a) in &mut streams {
                 if sweep(a, deadlines) {
+                    a.attention = true;
                     touched.push(Token(place + 1));
                 }
             }
