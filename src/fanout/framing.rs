@@ -85,8 +85,9 @@ pub(super) struct FramedTick {
     /// from [`sse_buffer`]: the offsets in `index` and `frames_start` count from the
     /// buffer's start.
     sse_buffer: Bytes,
-    /// The tick's SSE chunk for every event: plain, and as an HTTP/1.1 chunk.
-    sse: (Bytes, Bytes),
+    /// The tick's SSE chunk for every event, as an HTTP/1.1 chunk, and its size line's
+    /// length ([`EventChunk::size_line`]).
+    sse: (Bytes, u8),
     /// Where the frames start in `sse_buffer` (after the comment).
     frames_start: usize,
     index: Vec<FramedEvent>,
@@ -106,18 +107,17 @@ fn sse_buffer(capacity: usize) -> Vec<u8> {
     data
 }
 
-/// The SSE chunk in `data` (from [`sse_buffer`]): the whole counted buffer, and two views
-/// of it, the chunk plain and as one HTTP/1.1 chunk.
-fn sse_chunk(mut data: Vec<u8>, memory: &Arc<AtomicUsize>) -> (Bytes, Bytes, Bytes) {
+/// The SSE chunk in `data` (from [`sse_buffer`]): the whole counted buffer, the chunk as
+/// one HTTP/1.1 chunk in it, and its size line's length.
+fn sse_chunk(mut data: Vec<u8>, memory: &Arc<AtomicUsize>) -> (Bytes, Bytes, u8) {
     let size = data.len() - SIZE_LINE_ROOM;
     let line = format!("{size:x}\r\n");
     let head = SIZE_LINE_ROOM - line.len();
     data[head..SIZE_LINE_ROOM].copy_from_slice(line.as_bytes());
     data.extend_from_slice(b"\r\n");
     let all = counted(data, memory);
-    let plain = all.slice(SIZE_LINE_ROOM..all.len() - 2);
     let http_chunk = all.slice(head..);
-    (all, plain, http_chunk)
+    (all, http_chunk, line.len() as u8)
 }
 
 /// Bytes whose size counts in `memory` until the last clone is dropped: the hub's budget
@@ -185,11 +185,11 @@ impl FramedTick {
                 position: p0..positions.len(),
             });
         }
-        let (sse_buffer, plain, http_chunk) = sse_chunk(sse, memory);
+        let (sse_buffer, http_chunk, size_line) = sse_chunk(sse, memory);
         FramedTick {
             emitted_ms,
             sse_buffer,
-            sse: (plain, http_chunk),
+            sse: (http_chunk, size_line),
             memory: Arc::clone(memory),
             frames_start,
             index,
@@ -209,24 +209,22 @@ impl FramedTick {
             picked.len() as u64,
             picked.last().map(|&i| self.index[i].at),
         );
-        let chunk = |(bytes, http_chunk)| EventChunk {
+        let chunk = |(bytes, size_line)| EventChunk {
             bytes,
-            http_chunk,
+            size_line,
             events,
             last,
         };
         Some(chunk(match transport {
-            Transport::Sse if picked.len() == self.index.len() => {
-                (self.sse.0.clone(), Some(self.sse.1.clone()))
-            }
+            Transport::Sse if picked.len() == self.index.len() => (self.sse.0.clone(), self.sse.1),
             Transport::Sse => {
                 let mut out = sse_buffer(picked.len() * 400);
                 out.extend_from_slice(&self.sse_buffer[SIZE_LINE_ROOM..self.frames_start]);
                 for i in picked {
                     out.extend_from_slice(&self.sse_buffer[self.index[i].frame.clone()]);
                 }
-                let (_, plain, http_chunk) = sse_chunk(out, &self.memory);
-                (plain, Some(http_chunk))
+                let (_, http_chunk, size_line) = sse_chunk(out, &self.memory);
+                (http_chunk, size_line)
             }
             Transport::WebSocket | Transport::WebSocketDeflate => {
                 let mut out = Vec::with_capacity(picked.len() * 400);
@@ -250,8 +248,33 @@ impl FramedTick {
                 }
                 out.extend_from_slice(b"]}");
                 let message = websocket::text_message(&out, transport.deflates());
-                (counted(message, &self.memory), None)
+                (counted(message, &self.memory), 0)
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sse_chunk_is_one_http_chunk_around_its_events() {
+        let memory = Arc::new(AtomicUsize::new(0));
+        let events = b"id: 1\ndata: {}\n\n".repeat(100);
+        let mut data = sse_buffer(events.len());
+        data.extend_from_slice(&events);
+        let (_, framed, size_line) = sse_chunk(data, &memory);
+        assert!(memory.load(Ordering::Relaxed) >= events.len(), "counted while held");
+        let expected = [format!("{:x}\r\n", events.len()).as_bytes(), &events, b"\r\n"].concat();
+        assert_eq!(&framed[..], &expected[..]);
+        let chunk = EventChunk {
+            bytes: framed,
+            size_line,
+            events: 100,
+            last: None,
+        };
+        assert_eq!(&chunk.unchunked()[..], &events[..]);
+        assert_eq!(memory.load(Ordering::Relaxed), 0, "uncounted once dropped");
     }
 }

@@ -20,11 +20,13 @@ use crate::timeline::Position;
 /// Events framed for a transport; one chunk is shared by every member of a group.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventChunk {
+    /// The framed events or message. SSE events come as one HTTP/1.1 chunk around them
+    /// (see `size_line`), which a chunked stream sends as it is: no framing of its own per
+    /// stream and tick.
     pub bytes: Bytes,
-    /// The same bytes as one HTTP/1.1 chunk (size line, bytes, CRLF) in the same memory,
-    /// for SSE event chunks: a chunked SSE stream sends it as it is, with no framing of
-    /// its own per stream and tick.
-    pub http_chunk: Option<Bytes>,
+    /// When `bytes` is an HTTP/1.1 chunk: the length of its size line (the events follow
+    /// it, then CRLF). 0 when `bytes` is the events alone.
+    pub size_line: u8,
     pub events: u64,
     /// Its last event's position (none for a snapshot or a notice): where a WebSocket
     /// client that changes its filter continues from, even when the bytes are compressed.
@@ -32,11 +34,19 @@ pub struct EventChunk {
 }
 
 impl EventChunk {
+    /// The events (or message) without HTTP/1.1 chunk framing.
+    pub fn unchunked(self) -> Bytes {
+        match usize::from(self.size_line) {
+            0 => self.bytes,
+            head => self.bytes.slice(head..self.bytes.len() - 2),
+        }
+    }
+
     /// A message that counts no event and moves no position (snapshot, notice).
     pub fn notice(bytes: Bytes) -> EventChunk {
         EventChunk {
             bytes,
-            http_chunk: None,
+            size_line: 0,
             events: 0,
             last: None,
         }
@@ -275,7 +285,7 @@ mod tests {
     fn chunk(bytes: &'static [u8], events: u64) -> EventChunk {
         EventChunk {
             bytes: Bytes::from_static(bytes),
-            http_chunk: None,
+            size_line: 0,
             events,
             last: None,
         }

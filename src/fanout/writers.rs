@@ -521,7 +521,7 @@ enum Gathered {
 }
 
 /// Frames what a chunked SSE stream writes as HTTP/1.1 chunks: an event chunk goes as
-/// the chunk the hub framed once for every stream ([`EventChunk::http_chunk`]), and the
+/// the chunk the hub framed once for every stream ([`EventChunk::size_line`]), and the
 /// messages between them (control, notices, keep-alives) as one chunk per run. Anything
 /// else is written as it is.
 struct HttpChunks {
@@ -556,13 +556,13 @@ impl HttpChunks {
 
     /// Adds an event chunk; returns its size (without framing).
     fn push_event_chunk(&mut self, out: &mut VecDeque<Bytes>, chunk: EventChunk) -> usize {
-        match chunk.http_chunk {
-            Some(framed) if self.chunked => {
-                self.finish(out);
-                out.push_back(framed);
-                chunk.bytes.len()
-            }
-            _ => self.push(out, chunk.bytes),
+        if self.chunked && chunk.size_line > 0 {
+            self.finish(out);
+            let n = chunk.bytes.len();
+            out.push_back(chunk.bytes);
+            n
+        } else {
+            self.push(out, chunk.unchunked())
         }
     }
 
