@@ -265,8 +265,16 @@ mod tests {
         let mut data = sse_buffer(events.len());
         data.extend_from_slice(&events);
         let (_, framed, size_line) = sse_chunk(data, &memory);
-        assert!(memory.load(Ordering::Relaxed) >= events.len(), "counted while held");
-        let expected = [format!("{:x}\r\n", events.len()).as_bytes(), &events, b"\r\n"].concat();
+        assert!(
+            memory.load(Ordering::Relaxed) >= events.len(),
+            "counted while held"
+        );
+        let expected = [
+            format!("{:x}\r\n", events.len()).as_bytes(),
+            &events,
+            b"\r\n",
+        ]
+        .concat();
         assert_eq!(&framed[..], &expected[..]);
         let chunk = EventChunk {
             bytes: framed,
