@@ -381,7 +381,7 @@ impl Conn {
         if let Some(head) = st.head.take() {
             out.push_back(head);
         }
-        let mut framer = HttpChunks::new(self.transport, self.chunked);
+        let mut framer = HttpChunks::new(self.chunked);
         let (mut size, mut items) = (0, 0);
         let mut drained = false;
         let took_urgent = st.urgent_bytes > 0;
@@ -395,6 +395,7 @@ impl Conn {
             let taken = take_queued(
                 self,
                 &st.sub.queue,
+                self.transport,
                 BATCH_BYTES - size,
                 (&mut framer, out),
                 &mut places.chunk,
@@ -446,18 +447,19 @@ struct Taken {
 }
 
 /// Takes from `conn`'s subscription `queue`, in order, until `budget` bytes are taken, the
-/// close is, or nothing is left; frames each for the stream into `out`, and notes where
-/// the first event chunk is in `chunk_at` ([`Places::chunk`]). Touches `conn` only for a
-/// lag notice: a tick's pass takes most streams' events without their lock
+/// close is, or nothing is left; frames each for the stream's `transport` into `out`, and
+/// notes where the first event chunk is in `chunk_at` ([`Places::chunk`]). Touches `conn`
+/// only for a lag notice: a tick's pass takes most streams' events without their lock
 /// ([`Active::gather_queued`]).
 fn take_queued(
     conn: &Conn,
     queue: &ClientQueue,
+    transport: Transport,
     budget: usize,
     (framer, out): (&mut HttpChunks, &mut VecDeque<Bytes>),
     chunk_at: &mut usize,
 ) -> Taken {
-    let (transport, mut closing, mut items, mut event_taken) = (framer.transport, false, 0, false);
+    let (mut closing, mut items, mut event_taken) = (false, 0, false);
     let drained = queue.take_batch(budget, |item| {
         items += 1;
         match item {
@@ -522,22 +524,17 @@ enum Gathered {
 
 /// Frames what a chunked SSE stream writes as HTTP/1.1 chunks: an event chunk goes as
 /// the chunk the hub framed once for every stream ([`EventChunk::size_line`]), and the
-/// messages between them (control, notices, keep-alives) as one chunk per run. Anything
-/// else is written as it is.
+/// messages between them (control, notices, keep-alives) as one chunk per run. Other
+/// streams get everything as it is.
 struct HttpChunks {
-    transport: Transport,
     chunked: bool,
     /// The open run: where its size line goes in the output, and its size so far.
     run: Option<(usize, usize)>,
 }
 
 impl HttpChunks {
-    fn new(transport: Transport, chunked: bool) -> HttpChunks {
-        HttpChunks {
-            transport,
-            chunked,
-            run: None,
-        }
+    fn new(chunked: bool) -> HttpChunks {
+        HttpChunks { chunked, run: None }
     }
 
     /// Adds a message; returns its size (without framing).
@@ -684,10 +681,11 @@ impl Active {
             *locked = true;
             return self.conn.gather(&mut self.pending, &mut self.places);
         };
-        let mut framer = HttpChunks::new(self.transport, self.chunked);
+        let mut framer = HttpChunks::new(self.chunked);
         let taken = take_queued(
             &self.conn,
             queue,
+            self.transport,
             BATCH_BYTES,
             (&mut framer, &mut self.pending),
             &mut self.places.chunk,
