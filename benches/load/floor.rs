@@ -17,7 +17,11 @@ use crate::{Scenario, Summary};
 /// server's size as `per_tick` says for that tick) and writes the one its client asked for
 /// to each of its sockets with one non-blocking `write`; what a full socket did not take
 /// waits for the socket's writable event. No queue, lock, task or copy per connection.
-pub fn serve(per_tick: Vec<usize>, tick: Duration) {
+///
+/// `deflated`: WebSocket clients get permessage-deflate, each tick's message compressed
+/// once, as the real server does for a deflate group; its events are these real events'
+/// JSON in turn, so that it compresses as the real server's do.
+pub fn serve(per_tick: Vec<usize>, tick: Duration, deflated: Option<Vec<String>>) {
     use std::io::Write;
     raise_fd_limit();
     // Ticks count from `go` on standard input (the subscribers are connected), so that the
@@ -35,6 +39,7 @@ pub fn serve(per_tick: Vec<usize>, tick: Duration) {
     type Inbox = Arc<std::sync::Mutex<Vec<(std::net::TcpStream, bool)>>>;
     const WAKE: mio::Token = mio::Token(usize::MAX);
     let per_tick = Arc::new(per_tick);
+    let deflated = Arc::new(deflated);
     let mut threads: Vec<(Inbox, Arc<mio::Waker>)> = Vec::new();
     for _ in 0..2 {
         let inbox: Inbox = Arc::default();
@@ -42,10 +47,21 @@ pub fn serve(per_tick: Vec<usize>, tick: Duration) {
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE).unwrap());
         threads.push((Arc::clone(&inbox), waker));
         let per_tick = Arc::clone(&per_tick);
+        let deflated = Arc::clone(&deflated);
         std::thread::spawn(move || {
             let mut ticks = 0usize;
             const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
-            const WS_HEAD: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: x\r\n\r\n";
+            let ws_head = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: x\r\n{}\r\n",
+                if deflated.is_some() {
+                    format!(
+                        "sec-websocket-extensions: {}\r\n",
+                        caspers_replay::fanout::websocket::DEFLATE_RESPONSE
+                    )
+                } else {
+                    String::new()
+                }
+            );
             // (socket, what it has not taken yet, WebSocket); indexed by token.
             let mut sockets: Vec<Option<(mio::net::TcpStream, Vec<u8>, bool)>> = Vec::new();
             let mut events = mio::Events::with_capacity(1024);
@@ -81,7 +97,11 @@ pub fn serve(per_tick: Vec<usize>, tick: Duration) {
                                 .register(&mut s, token, mio::Interest::WRITABLE)
                                 .unwrap();
                             let mut pending = Vec::new();
-                            if send(&mut s, &mut pending, if ws { WS_HEAD } else { SSE_HEAD }) {
+                            if send(
+                                &mut s,
+                                &mut pending,
+                                if ws { ws_head.as_bytes() } else { SSE_HEAD },
+                            ) {
                                 sockets.push(Some((s, pending, ws)));
                             } else {
                                 sockets.push(None);
@@ -119,14 +139,20 @@ pub fn serve(per_tick: Vec<usize>, tick: Duration) {
                 let mut chunk = format!("{:x}\r\n", body.len()).into_bytes();
                 chunk.extend_from_slice(&body);
                 chunk.extend_from_slice(b"\r\n");
-                let events_json = vec![ws_event.as_str(); n].join(",");
+                let events_json = match deflated.as_ref() {
+                    Some(real) => (0..n)
+                        .map(|k| real[(ticks * 31 + k) % real.len()].as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    None => vec![ws_event.as_str(); n].join(","),
+                };
                 let positions = vec!["\"p\""; n].join(",");
                 let message = format!(
                     "{{\"type\":\"events\",\"emitted_at\":{emitted},\"events\":[{events_json}],\"positions\":[{positions}]}}"
                 );
-                let frame = caspers_replay::fanout::websocket::frame(
-                    caspers_replay::fanout::websocket::WsOpcode::Text,
+                let frame = caspers_replay::fanout::websocket::text_message(
                     message.as_bytes(),
+                    deflated.is_some(),
                 );
                 for slot in &mut sockets {
                     if let Some((s, pending, ws)) = slot {
@@ -179,8 +205,13 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         })
         .collect();
     let per_tick = per_tick.join(",");
-    let mut server = this_bench(sc.pin.then_some(0))
-        .args(["--floor-server", "--events-per-tick", &per_tick])
+    let mut server = this_bench(sc.pin.then_some(0));
+    server.args(["--floor-server", "--events-per-tick", &per_tick]);
+    let events_file = sc.deflate.then(|| real_events_file(ds));
+    if let Some(path) = &events_file {
+        server.args(["--deflated-events", &path.to_string_lossy()]);
+    }
+    let mut server = server
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -193,10 +224,17 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         .trim_start_matches("listening ")
         .to_string();
     let subscribers = sc.subscribers.to_string();
-    let generator = GeneratorProcess::start(
-        &[&addr, "--subscribers", &subscribers, "--target", "floor"],
-        sc.pin.then_some(1),
-    );
+    let mut generator_args = vec![
+        addr.as_str(),
+        "--subscribers",
+        &subscribers,
+        "--target",
+        "floor",
+    ];
+    if sc.deflate {
+        generator_args.push("--deflate");
+    }
+    let generator = GeneratorProcess::start(&generator_args, sc.pin.then_some(1));
     writeln!(server.stdin.take().unwrap(), "go").unwrap();
     let (server_cpu0, gen_cpu0) = (cpu_seconds(server.id()), cpu_seconds(generator.id()));
     let t = Instant::now();
@@ -208,6 +246,9 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
     let reports = generator.stop();
     let _ = server.kill();
     let _ = server.wait();
+    if let Some(path) = events_file {
+        let _ = std::fs::remove_file(path);
+    }
     let r = &reports[0];
     let delivered: u64 = r.groups.iter().map(|g| g.2).sum();
     println!(
@@ -245,4 +286,19 @@ pub fn run(ds: &Dataset, sc: &Scenario) -> Summary {
         delivered,
         rss_mb: rss,
     }
+}
+
+/// Real events' JSON, one a line, spread over the dataset: what the floor's deflated
+/// messages carry, so that they compress as the real server's do.
+fn real_events_file(ds: &Dataset) -> std::path::PathBuf {
+    let step = (ds.events.len() / 512).max(1);
+    let mut text = Vec::new();
+    for pos in (0..ds.events.len()).step_by(step) {
+        caspers_replay::events::expand_event(&ds.events, pos, Default::default(), &mut text);
+        text.push(b'\n');
+    }
+    let path =
+        std::env::temp_dir().join(format!("caspers-floor-events-{}.jsonl", std::process::id()));
+    std::fs::write(&path, text).expect("the floor's events file");
+    path
 }

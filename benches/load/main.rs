@@ -16,7 +16,8 @@
 //! `--compare [--rounds 3]` runs ours and the floor alternately and prints each side's
 //! median round and the ratios; `--capacity --p99-ms 200 [--mix] [--no-peer]` finds each
 //! server's largest number of subscribers within a delay bound (doubling, then bisection to
-//! 10 %; `--mix` adds the unfiltered and deflate mixes); `--stalled 1000 [--send-timeout 8]`
+//! 10 %; `--mix` adds the unfiltered and deflate mixes, `--deflate` runs the deflate mix
+//! alone); `--stalled 1000 [--send-timeout 8]`
 //! measures clients that never read. After the clock stops, a run waits until the server's queues are empty, so
 //! a late event is not counted lost; every loss is either announced by a lag notice or
 //! fails the bench. All traffic stays on 127.0.0.1 and every run stops by itself.
@@ -513,7 +514,11 @@ fn main() {
         let per_tick = arg("--events-per-tick").map_or(vec![14], |v| {
             v.split(',').map(|n| n.parse().unwrap()).collect()
         });
-        floor::serve(per_tick, Duration::from_millis(100));
+        let deflated = arg("--deflated-events").map(|path| {
+            let text = std::fs::read_to_string(&path).expect("--deflated-events FILE");
+            text.lines().map(str::to_string).collect()
+        });
+        floor::serve(per_tick, Duration::from_millis(100), deflated);
         return;
     }
     raise_fd_limit();
@@ -606,7 +611,16 @@ fn main() {
             never_read: 0,
             deflate,
         };
-        capacity(&ds, &dir, &base(true, false), bound, rounds, peer);
+        // `--deflate` alone: the deflate mix only.
+        let deflate = args.iter().any(|a| a == "--deflate");
+        capacity(
+            &ds,
+            &dir,
+            &base(true, deflate),
+            bound,
+            rounds,
+            peer && !deflate,
+        );
         if args.iter().any(|a| a == "--mix") {
             capacity(&ds, &dir, &base(false, false), bound, rounds, peer);
             // Nchan's channels carry the JSON as it is: no deflate mix for it.
