@@ -419,8 +419,8 @@ impl Conn {
                 Gathered::Nothing
             };
         }
-        if self.chunked && closing {
-            out.push_back(Bytes::from_static(b"0\r\n\r\n"));
+        if closing {
+            framer.end(out);
         }
         if drained && !closing {
             Gathered::All
@@ -563,6 +563,15 @@ impl HttpChunks {
         }
     }
 
+    /// Ends the response after what is in `out` (the last, empty chunk), its open run
+    /// closed first.
+    fn end(&mut self, out: &mut VecDeque<Bytes>) {
+        self.finish(out);
+        if self.chunked {
+            out.push_back(Bytes::from_static(b"0\r\n\r\n"));
+        }
+    }
+
     /// Closes the open run.
     fn finish(&mut self, out: &mut VecDeque<Bytes>) {
         if let Some((at, size)) = self.run.take() {
@@ -693,9 +702,7 @@ impl Active {
         framer.finish(&mut self.pending);
         if taken.closing {
             self.conn.state.lock().expect("conn").closing = true;
-            if self.chunked {
-                self.pending.push_back(Bytes::from_static(b"0\r\n\r\n"));
-            }
+            framer.end(&mut self.pending);
             *locked = true;
             return Gathered::More;
         }
